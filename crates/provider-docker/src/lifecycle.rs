@@ -1,0 +1,438 @@
+//! Creating and destroying hosts.
+//!
+//! `create_host_impl` follows the provider's numbered steps: parse the build
+//! arguments, make the image available, create the container, set up SSH
+//! through `docker exec`, and store the host record. A failure after the
+//! inputs were accepted removes the container and stores a failed host record,
+//! so `mngr list` can show what happened.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, PortBinding};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+use provider_api::{
+    CertifiedHostData, ContainerConfig, CreateHostRequest, Host, HostId, HostRecord, HostRef,
+    HostState, ProviderError, ProviderResult, SshEndpoint, PROGRESS_TARGET,
+};
+use ssh_utils::host_setup::{self, SshdLayout};
+use time::OffsetDateTime;
+use tracing::{info, warn, Instrument};
+
+use crate::build_args::{parse_build_args, parse_port_spec};
+use crate::client::{is_conflict, is_not_found};
+use crate::exec::run_exec;
+use crate::image::ensure_image;
+use crate::instance::{DockerProviderInstance, ProviderKeys};
+use crate::labels::build_container_labels;
+
+/// PID 1 of every host: waits until SIGTERM and then exits cleanly, whatever
+/// the image's own entrypoint would have done.
+pub const CONTAINER_ENTRYPOINT: [&str; 3] =
+    ["sh", "-c", "trap 'exit 0' TERM; tail -f /dev/null & wait"];
+
+/// How long sshd may take to answer after it was started.
+const SSHD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many lines of a failed step's output go into errors and failed records.
+const LOG_TAIL_LINES: usize = 30;
+
+impl DockerProviderInstance {
+    pub(crate) async fn create_host_impl(
+        &self,
+        request: CreateHostRequest,
+    ) -> ProviderResult<Host> {
+        let host_id = HostId::generate();
+        let span = tracing::info_span!("create_host", %host_id, host_name = %request.name);
+        async {
+            let config = parse_build_args(&request.build_args, &self.config)?;
+            let image = config
+                .image
+                .clone()
+                .unwrap_or_else(|| self.config.default_image().to_string());
+            self.check_name_free(&request).await?;
+            let keys = self.load_keys()?;
+            let mut record = self.initial_record(&host_id, &request, &config, &image);
+
+            match self.build_host(&mut record, &config, &image, &keys).await {
+                Ok(host) => Ok(host),
+                // A clash found by the daemon changes nothing, like one found by the store.
+                Err(error @ ProviderError::NameInUse { .. }) => Err(error),
+                Err(error) => {
+                    self.record_failure(record, &error).await;
+                    Err(error)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Rejects a name that a stored host of this instance already has.
+    async fn check_name_free(&self, request: &CreateHostRequest) -> ProviderResult<()> {
+        let (records, _corrupt) = self.store.list_all_host_records()?;
+        if let Some(existing) = records
+            .iter()
+            .find(|record| record.host_name() == &request.name)
+        {
+            return Err(ProviderError::NameInUse {
+                name: request.name.to_string(),
+                holder: format!("host {} of provider {}", existing.host_id(), self.name),
+            });
+        }
+        Ok(())
+    }
+
+    fn initial_record(
+        &self,
+        host_id: &HostId,
+        request: &CreateHostRequest,
+        config: &ContainerConfig,
+        image: &str,
+    ) -> HostRecord {
+        let mut data = CertifiedHostData::new(host_id.clone(), request.name.clone());
+        data.image = Some(image.to_string());
+        data.user_tags = request.tags.clone();
+        data.idle_timeout_seconds = request
+            .idle_timeout
+            .map_or(self.config.default_idle_timeout, |timeout| {
+                timeout.as_secs()
+            });
+        data.idle_mode = request.idle_mode.unwrap_or(self.config.default_idle_mode);
+        data.activity_sources = request
+            .activity_sources
+            .clone()
+            .unwrap_or_else(|| self.config.default_activity_sources.clone());
+        let mut record = HostRecord::new(data);
+        record.config = Some(config.clone());
+        record
+    }
+
+    /// Steps 3 to 6 of creation; `record` gains the container id and SSH
+    /// endpoint as they become known.
+    async fn build_host(
+        &self,
+        record: &mut HostRecord,
+        config: &ContainerConfig,
+        image: &str,
+        keys: &ProviderKeys,
+    ) -> ProviderResult<Host> {
+        ensure_image(&self.client, image).await?;
+
+        let container_id = self.create_container(record, config, image).await?;
+        record.container_id = Some(container_id.clone());
+        // Stored before anything can fail at the daemon, so a host whose
+        // creation is interrupted still has a record that discovery shows.
+        self.store.write_host_record(record)?;
+
+        let result = self.start_and_set_up(record, &container_id, keys).await;
+        if result.is_err() {
+            self.remove_container_quietly(&container_id).await;
+        }
+        result
+    }
+
+    async fn start_and_set_up(
+        &self,
+        record: &mut HostRecord,
+        container_id: &str,
+        keys: &ProviderKeys,
+    ) -> ProviderResult<Host> {
+        let docker = self.client.docker().await?;
+        info!(target: PROGRESS_TARGET, "Starting container");
+        docker
+            .start_container(container_id, None)
+            .await
+            .map_err(|error| self.client.error("start the container", error))?;
+
+        info!(target: PROGRESS_TARGET, "Setting up sshd in the container");
+        self.run_setup_script(record, container_id, keys).await?;
+
+        let endpoint = self.published_ssh_endpoint(container_id).await?;
+        ssh_utils::add_host_to_known_hosts(
+            &self.known_hosts_path(),
+            &endpoint.host,
+            endpoint.port,
+            &keys.host.public_key_openssh,
+        )?;
+
+        info!(target: PROGRESS_TARGET, "Waiting for sshd on {}:{}", endpoint.host, endpoint.port);
+        ssh_utils::wait_for_sshd(&endpoint.host, endpoint.port, SSHD_TIMEOUT).await?;
+
+        record.ssh_host = Some(endpoint.host.clone());
+        record.ssh_port = Some(endpoint.port);
+        record.ssh_host_public_key = Some(keys.host.public_key_openssh.clone());
+        record.certified_host_data.updated_at = OffsetDateTime::now_utc();
+        self.store.write_host_record(record)?;
+        info!(host_id = %record.host_id(), ssh_port = endpoint.port, "host is running");
+
+        Ok(Host {
+            provider: self.name.clone(),
+            state: HostState::Running,
+            record: record.clone(),
+            ssh: Some(endpoint),
+        })
+    }
+
+    async fn create_container(
+        &self,
+        record: &HostRecord,
+        config: &ContainerConfig,
+        image: &str,
+    ) -> ProviderResult<String> {
+        let docker = self.client.docker().await?;
+        let container_name = Self::container_name(record.host_name());
+        info!(target: PROGRESS_TARGET, "Creating container {container_name} from {image}");
+
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&container_name)
+            .build();
+        let body = self.container_body(record, config, image)?;
+        match docker.create_container(Some(options), body).await {
+            Ok(created) => Ok(created.id),
+            Err(error) if is_conflict(&error) => Err(ProviderError::NameInUse {
+                name: record.host_name().to_string(),
+                holder: format!("the existing container {container_name}"),
+            }),
+            Err(error) => Err(self
+                .client
+                .error(&format!("create container {container_name}"), error)),
+        }
+    }
+
+    fn container_body(
+        &self,
+        record: &HostRecord,
+        config: &ContainerConfig,
+        image: &str,
+    ) -> ProviderResult<ContainerCreateBody> {
+        let bind_address = self.client.publish_bind_address();
+        let mut port_bindings = HashMap::from([(
+            "22/tcp".to_string(),
+            Some(vec![PortBinding {
+                host_ip: Some(bind_address.to_string()),
+                host_port: Some(String::new()),
+            }]),
+        )]);
+        let mut exposed_ports = vec!["22/tcp".to_string()];
+        for port in &config.ports {
+            let spec =
+                parse_port_spec(port).map_err(|reason| ProviderError::InvalidBuildArgument {
+                    argument: format!("--port={port}"),
+                    reason,
+                })?;
+            let key = format!("{}/{}", spec.container_port, spec.protocol);
+            exposed_ports.push(key.clone());
+            port_bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: Some(spec.host_ip.unwrap_or_else(|| bind_address.to_string())),
+                    host_port: Some(spec.host_port.to_string()),
+                });
+        }
+
+        let device_requests = config.gpu.as_ref().map(|gpu| vec![gpu_device_request(gpu)]);
+        let extra_hosts: Vec<String> = self
+            .config
+            .extra_hosts
+            .iter()
+            .map(|(name, address)| format!("{name}:{address}"))
+            .collect();
+
+        Ok(ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(
+                CONTAINER_ENTRYPOINT
+                    .iter()
+                    .map(|word| word.to_string())
+                    .collect(),
+            ),
+            cmd: Some(Vec::new()),
+            labels: Some(build_container_labels(
+                record.host_id(),
+                record.host_name(),
+                &self.name,
+            )),
+            exposed_ports: Some(exposed_ports),
+            host_config: Some(HostConfig {
+                port_bindings: Some(port_bindings),
+                nano_cpus: Some((config.cpu * 1e9) as i64),
+                memory: Some((config.memory * 1024.0 * 1024.0 * 1024.0) as i64),
+                network_mode: config.network.clone(),
+                binds: (!config.volumes.is_empty()).then(|| config.volumes.clone()),
+                extra_hosts: (!extra_hosts.is_empty()).then_some(extra_hosts),
+                device_requests,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    /// Installs missing packages, mngr's sshd configuration and keys, and the
+    /// shutdown script, then starts sshd: one `docker exec`.
+    async fn run_setup_script(
+        &self,
+        record: &HostRecord,
+        container_id: &str,
+        keys: &ProviderKeys,
+    ) -> ProviderResult<()> {
+        let layout = SshdLayout::new(self.config.host_dir());
+        let script = [
+            "set -e".to_string(),
+            host_setup::build_check_and_install_packages_command(),
+            host_setup::build_configure_ssh_command(
+                &layout,
+                &keys.client.public_key_openssh,
+                &keys.host.private_key_openssh()?,
+                &keys.host.public_key_openssh,
+            ),
+            host_setup::build_write_file_command(
+                &layout.shutdown_script_path(),
+                &host_setup::shutdown_script(self.config.host_dir()),
+                "755",
+            ),
+            host_setup::build_add_known_hosts_command(&[]),
+            host_setup::build_start_sshd_command(&layout),
+        ]
+        .join("\n");
+
+        let output = run_exec(
+            &self.client,
+            container_id,
+            vec!["sh".into(), "-c".into(), script],
+        )
+        .await?;
+        if !output.succeeded() {
+            return Err(ProviderError::HostSetupFailed {
+                host: record.host_name().to_string(),
+                step: "installing packages and starting sshd",
+                detail: format!(
+                    "the setup command exited with {:?}; its last output lines:\n{}",
+                    output.exit_code,
+                    output.tail(LOG_TAIL_LINES)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the host port that Docker published for the container's port 22.
+    pub(crate) async fn published_ssh_endpoint(
+        &self,
+        container_id: &str,
+    ) -> ProviderResult<SshEndpoint> {
+        let docker = self.client.docker().await?;
+        let inspected = docker
+            .inspect_container(container_id, None)
+            .await
+            .map_err(|error| self.client.error("inspect the container", error))?;
+        let port = inspected
+            .network_settings
+            .and_then(|settings| settings.ports)
+            .and_then(|ports| ports.get("22/tcp").cloned().flatten())
+            .and_then(|bindings| {
+                bindings
+                    .into_iter()
+                    .find_map(|binding| binding.host_port?.parse::<u16>().ok())
+            });
+        match port {
+            Some(port) => Ok(SshEndpoint {
+                host: self.client.published_host(),
+                port,
+            }),
+            None => Err(ProviderError::Daemon {
+                endpoint: self.client.endpoint().to_string(),
+                operation: "publish the container's SSH port".to_string(),
+                detail: "port 22/tcp has no host port binding".to_string(),
+            }),
+        }
+    }
+
+    /// Stores the failed host record; the error is the caller's to return.
+    async fn record_failure(&self, mut record: HostRecord, error: &ProviderError) {
+        let message = error.to_string();
+        record.certified_host_data.failure_reason = Some(first_line(&message));
+        record.certified_host_data.build_log = Some(message);
+        record.certified_host_data.updated_at = OffsetDateTime::now_utc();
+        if let Err(store_error) = self.store.write_host_record(&record) {
+            warn!(host_id = %record.host_id(), error = %store_error, "failed to store the failed host record");
+        }
+    }
+
+    async fn remove_container_quietly(&self, container_id: &str) {
+        if let Err(error) = self.remove_container(container_id).await {
+            warn!(container = container_id, %error, "failed to remove the container of a failed host");
+        }
+    }
+
+    /// Removes a container whatever its state; one that is already gone is fine.
+    pub(crate) async fn remove_container(&self, container_id: &str) -> ProviderResult<()> {
+        let docker = self.client.docker().await?;
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match docker.remove_container(container_id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(error) if is_not_found(&error) => Ok(()),
+            Err(error) => Err(self.client.error("remove the container", error)),
+        }
+    }
+
+    pub(crate) async fn destroy_host_impl(&self, host_id: &HostId) -> ProviderResult<()> {
+        let span = tracing::info_span!("destroy_host", %host_id);
+        async {
+            let host = self.get_host_impl(&HostRef::Id(host_id.clone())).await?;
+            // Destroying discards the filesystem, so a graceful stop would only
+            // add its timeout; the container is removed with force at once.
+            let container_id = match &host.record.container_id {
+                Some(container_id) => Some(container_id.clone()),
+                None => self
+                    .find_container(host_id)
+                    .await?
+                    .map(|container| container.id),
+            };
+            if let Some(container_id) = container_id {
+                self.remove_container(&container_id).await?;
+            }
+
+            if let (Some(ssh_host), Some(ssh_port)) = (&host.record.ssh_host, host.record.ssh_port)
+            {
+                ssh_utils::remove_host_from_known_hosts(
+                    &self.known_hosts_path(),
+                    ssh_host,
+                    ssh_port,
+                )?;
+            }
+            self.store.delete_host_record(host_id)?;
+            info!(%host_id, host_name = %host.name(), "host destroyed");
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// A device request for `gpu`: `all` or `nvidia` asks for every GPU, anything
+/// else names device ids.
+fn gpu_device_request(gpu: &str) -> DeviceRequest {
+    // Limitation: the request is passed through unchecked; a daemon without the
+    // NVIDIA runtime rejects it when the container starts.
+    let (count, device_ids) = match gpu {
+        "all" | "nvidia" => (Some(-1), None),
+        ids => (None, Some(ids.split(',').map(str::to_string).collect())),
+    };
+    DeviceRequest {
+        driver: Some("nvidia".to_string()),
+        count,
+        device_ids,
+        capabilities: Some(vec![vec!["gpu".to_string()]]),
+        ..Default::default()
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or(text).to_string()
+}
