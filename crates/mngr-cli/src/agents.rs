@@ -1,0 +1,127 @@
+//! Finding agents by name across every provider instance, and what mngr runs
+//! on a host to start one.
+//!
+//! An agent's host has the agent's name, so finding an agent means finding the
+//! host of that name and reading the agent data persisted for it.
+
+use anyhow::bail;
+use provider_api::{
+    AgentData, AgentName, Host, HostName, HostRef, ProviderError, ProviderInstance,
+};
+use ssh_utils::host_setup::{shell_join, shell_quote};
+
+use crate::providers::Providers;
+
+/// Where agents' work directories live inside a host.
+pub const WORK_ROOT: &str = "/code";
+
+pub fn work_dir_for(agent: &AgentName) -> String {
+    format!("{WORK_ROOT}/{agent}")
+}
+
+/// An agent together with its host and the instance that owns the host.
+pub struct FoundAgent<'a> {
+    pub instance: &'a dyn ProviderInstance,
+    pub host: Host,
+    /// `None` when the host has no persisted agent, for example after a failed create.
+    pub agent: Option<AgentData>,
+}
+
+/// Finds the agent called `name` in any instance.
+pub async fn find_agent<'a>(
+    providers: &'a Providers,
+    name: &str,
+) -> anyhow::Result<FoundAgent<'a>> {
+    let agent_name = AgentName::new(name)?;
+    let host_name = HostName::from(&agent_name);
+    let mut close_matches = Vec::new();
+
+    for instance in providers.all() {
+        match instance.get_host(&HostRef::Name(host_name.clone())).await {
+            Ok(host) => {
+                let agents = instance
+                    .list_persisted_agent_data_for_host(host.id())
+                    .await?;
+                let agent = agents.into_iter().find(|agent| agent.name == agent_name);
+                return Ok(FoundAgent {
+                    instance,
+                    host,
+                    agent,
+                });
+            }
+            Err(ProviderError::HostNotFound {
+                close_matches: matches,
+                ..
+            }) => close_matches.extend(matches),
+            Err(error) => return Err(error.into()),
+        }
+    }
+
+    if close_matches.is_empty() {
+        bail!("agent {name:?} not found; run `mngr list` to see existing agents");
+    }
+    bail!(
+        "agent {name:?} not found; did you mean {}?",
+        close_matches.join(", ")
+    );
+}
+
+/// The command that starts `agent` in a detached tmux session named after it.
+///
+/// With no agent command, tmux starts the user's login shell.
+pub fn tmux_start_command(agent: &AgentData) -> String {
+    let mut words = vec![
+        "tmux".to_string(),
+        "new-session".to_string(),
+        "-d".to_string(),
+        "-x".to_string(),
+        "200".to_string(),
+        "-y".to_string(),
+        "50".to_string(),
+        "-s".to_string(),
+        agent.name.to_string(),
+        "-c".to_string(),
+        agent.work_dir.clone(),
+    ];
+    if !agent.command.is_empty() {
+        words.push(command_line(&agent.command));
+    }
+    shell_join(&words)
+}
+
+/// The remote shell command line for a user's command given as words.
+///
+/// A single word is taken as a shell command line, as ssh and tmux do, so it
+/// may contain pipes and quotes; several words are a program and its
+/// arguments, each quoted so the shell passes them unchanged.
+pub fn command_line(words: &[String]) -> String {
+    match words {
+        [single] => single.clone(),
+        _ => shell_join(words),
+    }
+}
+
+/// `command` run in `work_dir`.
+pub fn in_work_dir(work_dir: &str, command: &str) -> String {
+    format!("cd {} && {command}", shell_quote(work_dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_single_word_is_shell_text() {
+        assert_eq!(command_line(&["ls | wc -l".to_string()]), "ls | wc -l");
+    }
+
+    #[test]
+    fn command_line_quotes_each_of_several_words() {
+        let words = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            "echo a; exit 3".to_string(),
+        ];
+        assert_eq!(command_line(&words), "sh -c 'echo a; exit 3'");
+    }
+}

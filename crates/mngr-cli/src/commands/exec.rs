@@ -1,0 +1,53 @@
+//! `mngr exec`: runs a command over SSH in an agent's work directory and
+//! passes its output and exit code through unchanged.
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail};
+use provider_api::HostState;
+
+use crate::agents::{command_line, find_agent, in_work_dir};
+use crate::progress::Progress;
+use crate::providers::Providers;
+
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// The agent's name.
+    pub name: String,
+
+    /// The command to run. One word is run as a shell command line (pipes and
+    /// quotes work); several words are a program and its arguments.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+pub async fn run(args: ExecArgs, progress: &Progress) -> anyhow::Result<ExitCode> {
+    let providers = Providers::load()?;
+    let found = find_agent(&providers, &args.name).await?;
+    let agent = found.agent.ok_or_else(|| {
+        anyhow!(
+            "host {} has no agent named {:?}",
+            found.host.id(),
+            args.name
+        )
+    })?;
+    if found.host.state != HostState::Running {
+        bail!(
+            "agent {} cannot run commands: its host is {}",
+            agent.name,
+            found.host.state
+        );
+    }
+
+    let connector = found.instance.get_connector(found.host.id()).await?;
+    progress.finish();
+    let exit_code = connector
+        .run_inherited(&in_work_dir(&agent.work_dir, &command_line(&args.command)))
+        .await?;
+    let _ = connector.close().await;
+
+    // Like ssh, report 255 when the remote command ended without an exit code
+    // (killed by a signal or the connection dropped).
+    let code = exit_code.unwrap_or(255);
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}

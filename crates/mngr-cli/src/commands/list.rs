@@ -1,0 +1,167 @@
+//! `mngr list`: one row per agent with its host's state, from every provider
+//! instance at once.
+
+use std::process::ExitCode;
+
+use futures_util::future::join_all;
+use provider_api::{AgentData, Host, ProviderInstance};
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+
+use crate::output::format_table;
+use crate::providers::Providers;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+}
+
+/// One listed agent, or a host without an agent (such as a failed create).
+struct Row {
+    host: Host,
+    agent: Option<AgentData>,
+}
+
+pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let providers = Providers::load()?;
+    let listings = join_all(providers.all().map(list_instance)).await;
+
+    let mut rows = Vec::new();
+    for listing in listings {
+        rows.extend(listing?);
+    }
+    rows.sort_by_key(|row| (row.created_at(), row.name()));
+
+    match args.format {
+        ListFormat::Json => {
+            let values: Vec<Value> = rows.iter().map(Row::to_json).collect();
+            println!("{}", serde_json::to_string_pretty(&values)?);
+        }
+        ListFormat::Table => {
+            if rows.is_empty() {
+                println!("No agents. Create one with `mngr create NAME`.");
+            } else {
+                let cells: Vec<Vec<String>> = rows.iter().map(Row::to_cells).collect();
+                println!(
+                    "{}",
+                    format_table(
+                        &["NAME", "STATE", "HOST", "PROVIDER", "SSH", "IMAGE", "CREATED"],
+                        &cells
+                    )
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list_instance(instance: &dyn ProviderInstance) -> anyhow::Result<Vec<Row>> {
+    let hosts = instance.list_hosts().await?;
+    let mut rows = Vec::new();
+    for host in hosts {
+        let agents = instance
+            .list_persisted_agent_data_for_host(host.id())
+            .await?;
+        if agents.is_empty() {
+            rows.push(Row { host, agent: None });
+        } else {
+            for agent in agents {
+                rows.push(Row {
+                    host: host.clone(),
+                    agent: Some(agent),
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+impl Row {
+    fn name(&self) -> String {
+        match &self.agent {
+            Some(agent) => agent.name.to_string(),
+            None => self.host.name().to_string(),
+        }
+    }
+
+    fn created_at(&self) -> time::OffsetDateTime {
+        match &self.agent {
+            Some(agent) => agent.created_at,
+            None => self.host.record.certified_host_data.created_at,
+        }
+    }
+
+    fn state_text(&self) -> String {
+        match (self.host.state, self.host.stop_reason()) {
+            (provider_api::HostState::Stopped, Some(reason)) => format!("STOPPED ({reason})"),
+            (state, _) => state.to_string(),
+        }
+    }
+
+    fn to_cells(&self) -> Vec<String> {
+        let data = &self.host.record.certified_host_data;
+        let ssh = match &self.host.ssh {
+            Some(endpoint) => format!("{}:{}", endpoint.host, endpoint.port),
+            None => "-".to_string(),
+        };
+        vec![
+            self.name(),
+            self.state_text(),
+            self.host.name().to_string(),
+            self.host.provider.to_string(),
+            ssh,
+            data.image.clone().unwrap_or_else(|| "-".to_string()),
+            format_timestamp(self.created_at()),
+        ]
+    }
+
+    fn to_json(&self) -> Value {
+        let data = &self.host.record.certified_host_data;
+        let snapshots: Vec<Value> = data
+            .snapshots
+            .iter()
+            .map(|snapshot| {
+                json!({
+                    "id": snapshot.id,
+                    "name": snapshot.name,
+                    "created_at": snapshot.created_at.format(&Rfc3339).ok(),
+                })
+            })
+            .collect();
+        json!({
+            "name": self.name(),
+            "agent_id": self.agent.as_ref().map(|agent| agent.id.to_string()),
+            "command": self.agent.as_ref().map(|agent| agent.command.clone()),
+            "work_dir": self.agent.as_ref().map(|agent| agent.work_dir.clone()),
+            "host_id": self.host.id().to_string(),
+            "host_name": self.host.name().to_string(),
+            "provider": self.host.provider.to_string(),
+            "state": self.host.state.as_str(),
+            "stop_reason": self.host.stop_reason().map(|reason| reason.as_str()),
+            "failure_reason": data.failure_reason,
+            "ssh_host": self.host.ssh.as_ref().map(|endpoint| endpoint.host.clone()),
+            "ssh_port": self.host.ssh.as_ref().map(|endpoint| endpoint.port),
+            "image": data.image,
+            "tags": data.user_tags,
+            "snapshots": snapshots,
+            "created_at": self.created_at().format(&Rfc3339).ok(),
+        })
+    }
+}
+
+/// A timestamp to the second, in UTC, for the table.
+fn format_timestamp(moment: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    moment
+        .to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
+}

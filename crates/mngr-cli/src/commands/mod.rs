@@ -1,0 +1,8 @@
+//! One module per `mngr` subcommand: its arguments and what it runs.
+
+pub mod connect;
+pub mod create;
+pub mod destroy;
+pub mod exec;
+pub mod list;
+pub mod providers;
