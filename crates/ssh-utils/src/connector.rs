@@ -110,10 +110,9 @@ impl SshConnector {
     pub async fn connect(target: SshTarget, timeout: Duration) -> Result<SshConnector, SshError> {
         let destination = target.destination();
 
-        // NOTE: openssh 0.11's builder cannot pass GlobalKnownHostsFile or
-        // IdentityAgent, so the master connection also accepts a matching key
-        // from the system known_hosts file and may ask an agent to sign with
-        // our key. The BatchMode=yes that openssh always sets rules out prompts.
+        // openssh 0.11's builder has no setting for GlobalKnownHostsFile or
+        // IdentityAgent, so they go through a client config file of mngr's own.
+        let config_file = write_client_config(&target)?;
         let mut builder = SessionBuilder::default();
         builder
             .user(target.user.clone())
@@ -121,7 +120,7 @@ impl SshConnector {
             .keyfile(escape_percent(&target.identity_file))
             .known_hosts_check(KnownHosts::Strict)
             .user_known_hosts_file(ssh_config_path(&target.known_hosts_file))
-            .config_file("/dev/null")
+            .config_file(&config_file)
             .connect_timeout(timeout.max(Duration::from_secs(1)));
 
         // ConnectTimeout covers only the TCP connect, so bound the handshake too.
@@ -380,6 +379,25 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Doubles `%`, because ssh expands `%` tokens in IdentityFile and UserKnownHostsFile.
+/// Settings for the master connection that the builder cannot pass: no
+/// system known_hosts, no agent, no password or keyboard-interactive login.
+const CLIENT_CONFIG: &str = "IdentitiesOnly yes\n\
+    IdentityAgent none\n\
+    GlobalKnownHostsFile /dev/null\n\
+    PasswordAuthentication no\n\
+    KbdInteractiveAuthentication no\n";
+
+/// Writes `ssh_config` beside the target's known_hosts file unless it already
+/// has the expected content, and returns its path.
+fn write_client_config(target: &SshTarget) -> Result<PathBuf, SshError> {
+    let path = target.known_hosts_file.with_file_name("ssh_config");
+    if std::fs::read(&path).is_ok_and(|existing| existing == CLIENT_CONFIG.as_bytes()) {
+        return Ok(path);
+    }
+    crate::atomic_file::replace(&path, CLIENT_CONFIG.as_bytes(), 0o600)?;
+    Ok(path)
+}
+
 fn escape_percent(path: &Path) -> String {
     path.to_string_lossy().replace('%', "%%")
 }
