@@ -152,6 +152,58 @@ impl Sandbox {
             .collect()
     }
 
+    /// Ids of images carrying this sandbox's label, such as snapshots.
+    pub fn images(&self) -> Vec<String> {
+        let output = docker(&[
+            "images",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label={TEST_RUN_LABEL}={}", self.run_id),
+        ]);
+        let mut ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// The stored host record of the host called `name`, parsed.
+    pub fn host_record(&self, name: &str) -> (PathBuf, serde_json::Value) {
+        for path in self.host_record_files() {
+            let text = std::fs::read_to_string(&path).expect("read a host record");
+            let record: serde_json::Value =
+                serde_json::from_str(&text).expect("a host record is JSON");
+            if record["certified_host_data"]["host_name"] == name {
+                return (path, record);
+            }
+        }
+        panic!("no host record for {name}");
+    }
+
+    /// Polls `mngr list` until `condition` holds for the agent's entry, or panics after `timeout`.
+    pub fn wait_for_entry(
+        &self,
+        name: &str,
+        timeout: std::time::Duration,
+        condition: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let entry = self.list_entry(name).unwrap_or(serde_json::Value::Null);
+            if condition(&entry) {
+                return entry;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "agent {name} did not reach the expected state within {timeout:?}; last entry: {entry}"
+            );
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
+
     pub fn host_record_files(&self) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(self.instance_dir().join("hosts")) else {
             return Vec::new();
@@ -173,6 +225,13 @@ impl Drop for Sandbox {
         if !containers.is_empty() {
             let mut args = vec!["rm", "-f", "-v"];
             args.extend(containers.iter().map(String::as_str));
+            docker(&args);
+        }
+        // Snapshot images inherit their container's labels, the test label included.
+        let images = self.images();
+        if !images.is_empty() {
+            let mut args = vec!["rmi", "-f"];
+            args.extend(images.iter().map(String::as_str));
             docker(&args);
         }
     }

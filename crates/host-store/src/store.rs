@@ -49,6 +49,37 @@ impl HostStore {
             .join(format!("{host_id}.{RECORD_EXTENSION}"))
     }
 
+    /// The random id of this store, created on first use and kept in
+    /// `<instance_dir>/store_id`.
+    ///
+    /// Backends label what they create with it, so that two stores (two
+    /// `MNGR_HOME`s, or two users) sharing one daemon never see, or clean up,
+    /// each other's hosts.
+    pub fn store_id(&self) -> Result<String, StoreError> {
+        let path = self.instance_dir.join("store_id");
+        if let Some(existing) = files::read_if_exists(&path)? {
+            return parse_store_id(&path, &existing);
+        }
+
+        files::create_private_dir(&self.instance_dir)?;
+        let fresh = format!("{}\n", uuid::Uuid::new_v4().simple());
+        let mut temp = tempfile::NamedTempFile::new_in(&self.instance_dir).map_err(|source| {
+            StoreError::io(&self.instance_dir, "create a temporary file in", source)
+        })?;
+        std::io::Write::write_all(&mut temp, fresh.as_bytes())
+            .and_then(|()| temp.as_file().sync_all())
+            .map_err(|source| StoreError::io(temp.path(), "write", source))?;
+        // Two processes may race to create the id; the first one wins and the
+        // other reads what it wrote.
+        match temp.persist_noclobber(&path) {
+            Ok(_) => files::sync_dir(&self.instance_dir)?,
+            Err(error) if error.error.kind() == ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(StoreError::io(&path, "create", error.error)),
+        }
+        let stored = files::read_if_exists(&path)?.unwrap_or_default();
+        parse_store_id(&path, &stored)
+    }
+
     fn host_lock_path(&self, host_id: &HostId) -> PathBuf {
         self.hosts_dir().join(format!("{host_id}.{LOCK_EXTENSION}"))
     }
@@ -310,6 +341,18 @@ fn list_json_files<Id, E>(
         found.push((id, path));
     }
     Ok(found)
+}
+
+fn parse_store_id(path: &Path, contents: &[u8]) -> Result<String, StoreError> {
+    let text = String::from_utf8_lossy(contents).trim().to_string();
+    if text.len() == 32 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(text)
+    } else {
+        Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: "expected 32 hexadecimal digits".to_string(),
+        })
+    }
 }
 
 #[cfg(test)]

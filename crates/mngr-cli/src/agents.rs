@@ -6,7 +6,7 @@
 
 use anyhow::bail;
 use provider_api::{
-    AgentData, AgentName, Host, HostName, HostRef, ProviderError, ProviderInstance,
+    AgentData, AgentName, Host, HostName, HostRef, HostState, ProviderError, ProviderInstance,
 };
 use ssh_utils::host_setup::{shell_join, shell_quote};
 
@@ -64,6 +64,23 @@ pub async fn find_agent<'a>(
         "agent {name:?} not found; did you mean {}?",
         close_matches.join(", ")
     );
+}
+
+/// What to do about a host that is not running.
+pub fn not_running_hint(host: &Host) -> String {
+    let name = host.name();
+    match host.state {
+        HostState::Stopped | HostState::Crashed => format!("start it with `mngr start {name}`"),
+        HostState::Starting => "it is still being set up; try again in a moment".to_string(),
+        HostState::Failed => format!(
+            "its creation failed ({}); remove it with `mngr destroy {name}`",
+            host.record.certified_host_data.failure_reason.as_deref().unwrap_or("no reason recorded")
+        ),
+        HostState::Destroyed => format!(
+            "its container is gone; restore it with `mngr start {name} --snapshot SNAPSHOT` or remove it with `mngr destroy {name}`"
+        ),
+        HostState::Running => "it is running".to_string(),
+    }
 }
 
 /// The command that starts `agent` in a detached tmux session named after it.

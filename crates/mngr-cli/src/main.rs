@@ -41,6 +41,12 @@ enum Command {
     Exec(commands::exec::ExecArgs),
     /// Attach an interactive terminal to an agent's tmux session.
     Connect(commands::connect::ConnectArgs),
+    /// Stop an agent's host, keeping its filesystem.
+    Stop(commands::stop::StopArgs),
+    /// Start an agent's stopped host, or restore it from a snapshot.
+    Start(commands::start::StartArgs),
+    /// Create, list and delete snapshots of an agent's host.
+    Snapshot(commands::snapshot::SnapshotArgs),
     /// Destroy an agent's host, its container and its record.
     Destroy(commands::destroy::DestroyArgs),
     /// List the provider backends this mngr was built with.
@@ -80,6 +86,9 @@ async fn run(command: Command, progress: &progress::Progress) -> anyhow::Result<
         Command::List(args) => commands::list::run(args).await,
         Command::Exec(args) => commands::exec::run(args, progress).await,
         Command::Connect(args) => commands::connect::run(args, progress).await,
+        Command::Stop(args) => commands::stop::run(args, progress).await,
+        Command::Start(args) => commands::start::run(args, progress).await,
+        Command::Snapshot(args) => commands::snapshot::run(args, progress).await,
         Command::Destroy(args) => commands::destroy::run(args, progress).await,
         Command::Providers(args) => commands::providers::run(args),
     }

@@ -133,6 +133,28 @@ impl IdleMode {
     }
 }
 
+impl IdleMode {
+    /// The activity sources this mode observes; `custom` observes `custom_sources`.
+    ///
+    /// The agent's process being alive counts only for `agent`, `run` and
+    /// `custom`, because a long-running agent would otherwise keep every host
+    /// up forever.
+    pub fn activity_sources(self, custom_sources: &[ActivitySource]) -> Vec<ActivitySource> {
+        use ActivitySource::*;
+        match self {
+            IdleMode::Io => vec![Create, Boot, Ssh, User, Agent],
+            IdleMode::User => vec![Create, Boot, Ssh, User],
+            IdleMode::Agent => vec![Create, Boot, Agent, Process],
+            IdleMode::Ssh => vec![Create, Boot, Ssh],
+            IdleMode::Create => vec![Create],
+            IdleMode::Boot => vec![Boot],
+            IdleMode::Run => vec![Create, Boot, Process],
+            IdleMode::Custom => custom_sources.to_vec(),
+            IdleMode::Disabled => Vec::new(),
+        }
+    }
+}
+
 impl fmt::Display for IdleMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -175,6 +197,17 @@ pub enum ActivitySource {
 }
 
 impl ActivitySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivitySource::Create => "create",
+            ActivitySource::Boot => "boot",
+            ActivitySource::Ssh => "ssh",
+            ActivitySource::User => "user",
+            ActivitySource::Agent => "agent",
+            ActivitySource::Process => "process",
+        }
+    }
+
     pub const ALL: [ActivitySource; 6] = [
         ActivitySource::Create,
         ActivitySource::Boot,

@@ -4,11 +4,14 @@
 use std::collections::HashMap;
 
 use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
+use futures_util::future::join_all;
+use futures_util::StreamExt;
 use provider_api::{
     CertifiedHostData, Host, HostId, HostRecord, HostRef, HostState, ProviderError, ProviderResult,
-    SshEndpoint,
+    SshEndpoint, StopReason,
 };
-use tracing::warn;
+use ssh_utils::host_setup;
+use tracing::{info, warn};
 
 use crate::instance::DockerProviderInstance;
 use crate::labels::{parse_container_labels, provider_filter, HOST_ID_LABEL};
@@ -54,7 +57,7 @@ impl DockerProviderInstance {
         let docker = self.client.docker().await?;
         let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
             .all(true)
-            .filters(&provider_filter(&self.name))
+            .filters(&provider_filter(&self.name, &self.store_id()?))
             .build();
         let summaries = docker
             .list_containers(Some(options))
@@ -72,7 +75,7 @@ impl DockerProviderInstance {
         host_id: &HostId,
     ) -> ProviderResult<Option<ContainerView>> {
         let docker = self.client.docker().await?;
-        let mut filters = provider_filter(&self.name);
+        let mut filters = provider_filter(&self.name, &self.store_id()?);
         filters
             .entry("label".to_string())
             .or_default()
@@ -96,15 +99,26 @@ impl DockerProviderInstance {
             .into_iter()
             .map(|container| (container.host_id.clone(), container))
             .collect();
-        let mut hosts = Vec::with_capacity(records.len() + containers_by_host.len());
+        let mut pairs = Vec::with_capacity(records.len() + containers_by_host.len());
         for record in records {
             let container = containers_by_host.remove(record.host_id());
-            hosts.push(self.merge(record, container.as_ref()));
+            pairs.push((record, container));
         }
         for container in containers_by_host.into_values() {
             warn!(host_id = %container.host_id, container = %container.id, "container has no host record");
-            let record = record_from_labels(&container);
-            hosts.push(self.merge(record, Some(&container)));
+            pairs.push((record_from_labels(&container), Some(container)));
+        }
+
+        // Reading a stop reason out of a stopped container is one API call per
+        // host; they run concurrently.
+        let hosts = join_all(
+            pairs
+                .into_iter()
+                .map(|(record, container)| self.resolve(record, container)),
+        )
+        .await;
+        for host in &hosts {
+            self.cache_host(host);
         }
         Ok(hosts)
     }
@@ -118,27 +132,39 @@ impl DockerProviderInstance {
                     .into_iter()
                     .filter(|record| record.host_name() == name)
                     .collect();
-                // A failed attempt can leave a record under the same name; the
-                // newest record is the one the user means.
+                // Several records can only share a name after manual edits; the
+                // newest is the one the user means.
                 matching.sort_by_key(|record| record.certified_host_data.created_at);
                 matching.pop()
             }
         };
 
-        match record {
+        let host = match record {
             Some(record) => {
                 let container = self.find_container(record.host_id()).await?;
-                Ok(self.merge(record, container.as_ref()))
+                self.resolve(record, container).await
             }
             None => {
                 // A container without a record is still one of ours; show it.
-                if let HostRef::Id(host_id) = reference {
-                    if let Some(container) = self.find_container(host_id).await? {
-                        return Ok(self.merge(record_from_labels(&container), Some(&container)));
-                    }
-                }
-                Err(self.host_not_found(reference))
+                let HostRef::Id(host_id) = reference else {
+                    return Err(self.host_not_found(reference));
+                };
+                let Some(container) = self.find_container(host_id).await? else {
+                    return Err(self.host_not_found(reference));
+                };
+                self.resolve(record_from_labels(&container), Some(container))
+                    .await
             }
+        };
+        self.cache_host(&host);
+        Ok(host)
+    }
+
+    /// The cached host when this process saw it already, else a fresh lookup.
+    pub(crate) async fn get_host_cached(&self, host_id: &HostId) -> ProviderResult<Host> {
+        match self.cached_host(host_id) {
+            Some(host) => Ok(host),
+            None => self.get_host_impl(&HostRef::Id(host_id.clone())).await,
         }
     }
 
@@ -160,25 +186,55 @@ impl DockerProviderInstance {
         }
     }
 
-    /// Combines a host record with its container (if any) into the host's current view.
-    fn merge(&self, record: HostRecord, container: Option<&ContainerView>) -> Host {
-        let state = match container {
-            _ if record.is_failed() => HostState::Failed,
-            None => HostState::Destroyed,
-            Some(container) if container.running => HostState::Running,
-            Some(container) if container.created_only => HostState::Starting,
-            Some(_) => HostState::Stopped,
+    /// Combines a host record with its container (if any) into the host's
+    /// current view, healing the stored SSH port and stop reason on the way.
+    async fn resolve(&self, mut record: HostRecord, container: Option<ContainerView>) -> Host {
+        let Some(container) = container else {
+            let state = if record.is_failed() {
+                HostState::Failed
+            } else {
+                HostState::Destroyed
+            };
+            return self.host_view(record, state, None);
         };
-        let ssh = match container {
-            Some(container) if container.running => container.ssh_port.map(|port| SshEndpoint {
+        if record.is_failed() {
+            return self.host_view(record, HostState::Failed, None);
+        }
+        if container.created_only {
+            return self.host_view(record, HostState::Starting, None);
+        }
+
+        if container.running {
+            let ssh = container.ssh_port.map(|port| SshEndpoint {
                 host: record
                     .ssh_host
                     .clone()
                     .unwrap_or_else(|| self.client.published_host()),
                 port,
-            }),
-            _ => None,
+            });
+            if let Some(endpoint) = &ssh {
+                if record.ssh_port != Some(endpoint.port) {
+                    record = self.heal_ssh_port(record, endpoint);
+                }
+            }
+            return self.host_view(record, HostState::Running, ssh);
+        }
+
+        if record.certified_host_data.stop_reason.is_none() {
+            if let Some(reason) = self.read_stop_reason(&container.id).await {
+                record = self.store_stop_reason(record, reason);
+            }
+        }
+        let state = match record.certified_host_data.stop_reason {
+            Some(_) => HostState::Stopped,
+            // Neither mngr nor the shutdown script stopped it: killed, or the
+            // daemon went down.
+            None => HostState::Crashed,
         };
+        self.host_view(record, state, None)
+    }
+
+    fn host_view(&self, record: HostRecord, state: HostState, ssh: Option<SshEndpoint>) -> Host {
         Host {
             provider: self.name.clone(),
             state,
@@ -186,6 +242,93 @@ impl DockerProviderInstance {
             ssh,
         }
     }
+
+    /// Stores the port Docker actually publishes (it may change when a
+    /// container restarts) and pins the host key for it.
+    fn heal_ssh_port(&self, record: HostRecord, endpoint: &SshEndpoint) -> HostRecord {
+        let host_id = record.host_id().clone();
+        info!(%host_id, old_port = ?record.ssh_port, new_port = endpoint.port, "healed the stored SSH port of host {}", record.host_name());
+
+        if let Some(public_key) = &record.ssh_host_public_key {
+            if let Some(old_port) = record.ssh_port {
+                if let Err(error) = ssh_utils::remove_host_from_known_hosts(
+                    &self.known_hosts_path(),
+                    &endpoint.host,
+                    old_port,
+                ) {
+                    warn!(%host_id, %error, "failed to remove the old known_hosts entry");
+                }
+            }
+            if let Err(error) = ssh_utils::add_host_to_known_hosts(
+                &self.known_hosts_path(),
+                &endpoint.host,
+                endpoint.port,
+                public_key,
+            ) {
+                warn!(%host_id, %error, "failed to pin the host key for the new SSH port");
+            }
+        }
+
+        let updated = self.update_record(&host_id, |stored| {
+            stored.ssh_port = Some(endpoint.port);
+            Ok(())
+        });
+        match updated {
+            Ok(Some(stored)) => stored,
+            Ok(None) => record,
+            Err(error) => {
+                warn!(%host_id, %error, "failed to store the healed SSH port");
+                let mut record = record;
+                record.ssh_port = Some(endpoint.port);
+                record
+            }
+        }
+    }
+
+    fn store_stop_reason(&self, record: HostRecord, reason: StopReason) -> HostRecord {
+        let host_id = record.host_id().clone();
+        match self.update_record(&host_id, |stored| {
+            stored.certified_host_data.stop_reason = Some(reason);
+            Ok(())
+        }) {
+            Ok(Some(stored)) => stored,
+            Ok(None) | Err(_) => {
+                let mut record = record;
+                record.certified_host_data.stop_reason = Some(reason);
+                record
+            }
+        }
+    }
+
+    /// The reason the shutdown script recorded in a stopped container, if any.
+    async fn read_stop_reason(&self, container_id: &str) -> Option<StopReason> {
+        let docker = self.client.docker().await.ok()?;
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+            .path(&host_setup::stop_reason_path(self.config.host_dir()))
+            .build();
+        let mut archive = Vec::new();
+        let mut stream = docker.download_from_container(container_id, Some(options));
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => archive.extend_from_slice(&bytes),
+                // Absent when the container stopped without the shutdown script.
+                Err(_) => return None,
+            }
+        }
+        let text = first_file_in_tar(&archive)?;
+        let reason: StopReason =
+            serde_json::from_value(serde_json::Value::String(text.trim().to_string())).ok()?;
+        Some(reason)
+    }
+}
+
+/// The contents of the first regular file in a tar archive.
+fn first_file_in_tar(archive: &[u8]) -> Option<String> {
+    let mut reader = tar::Archive::new(archive);
+    let mut entry = reader.entries().ok()?.next()?.ok()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut text).ok()?;
+    Some(text)
 }
 
 /// A stand-in record for a container whose record is missing, built from its labels.

@@ -3,15 +3,16 @@
 //! (`lifecycle`, `discovery`). Operations that later work fills in return
 //! `NotSupportedYet`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use host_store::HostStore;
 use provider_api::{
-    AgentData, AgentId, Capabilities, CreateHostRequest, Host, HostId, HostName, HostRef,
-    HostResources, ProviderError, ProviderInstance, ProviderInstanceName, ProviderResult,
+    AgentData, AgentId, Capabilities, CreateHostRequest, Host, HostId, HostName, HostRecord,
+    HostRef, HostResources, ProviderError, ProviderInstance, ProviderInstanceName, ProviderResult,
     SnapshotRecord, SshConnector, StopOptions,
 };
 use ssh_utils::{KeyPair, SshTarget};
@@ -32,6 +33,11 @@ pub struct DockerProviderInstance {
     pub(crate) client: DockerClient,
     pub(crate) store: HostStore,
     pub(crate) keys_dir: PathBuf,
+    /// Hosts as last discovered in this process, so that an operation right
+    /// after a lookup (such as connecting) does not ask the daemon again.
+    /// Every change to a host and every connection error drops its entry.
+    host_cache: Mutex<HashMap<HostId, Host>>,
+    store_id: OnceLock<String>,
 }
 
 /// The client keypair that logs in to hosts and the host keypair every host's
@@ -53,7 +59,45 @@ impl DockerProviderInstance {
             keys_dir: instance_dir.join("keys"),
             name,
             config,
+            host_cache: Mutex::new(HashMap::new()),
+            store_id: OnceLock::new(),
         }
+    }
+
+    /// The store's id, read (or created) once per process.
+    pub(crate) fn store_id(&self) -> ProviderResult<String> {
+        if let Some(store_id) = self.store_id.get() {
+            return Ok(store_id.clone());
+        }
+        let store_id = self.store.store_id()?;
+        Ok(self.store_id.get_or_init(|| store_id).clone())
+    }
+
+    pub(crate) fn cache_host(&self, host: &Host) {
+        if let Ok(mut cache) = self.host_cache.lock() {
+            cache.insert(host.id().clone(), host.clone());
+        }
+    }
+
+    pub(crate) fn cached_host(&self, host_id: &HostId) -> Option<Host> {
+        self.host_cache.lock().ok()?.get(host_id).cloned()
+    }
+
+    pub(crate) fn forget_host(&self, host_id: &HostId) {
+        if let Ok(mut cache) = self.host_cache.lock() {
+            cache.remove(host_id);
+        }
+    }
+
+    /// Updates the stored record under its lock and drops the cached host.
+    /// Returns `None` when no record is stored for `host_id`.
+    pub(crate) fn update_record(
+        &self,
+        host_id: &HostId,
+        update: impl FnOnce(&mut HostRecord) -> ProviderResult<()>,
+    ) -> ProviderResult<Option<HostRecord>> {
+        self.forget_host(host_id);
+        Ok(self.store.update_host_record(host_id, update)?)
     }
 
     pub(crate) fn container_name(host_name: &HostName) -> String {
@@ -81,11 +125,52 @@ impl DockerProviderInstance {
         }
     }
 
-    fn not_supported_yet(&self, operation: &'static str) -> ProviderError {
-        ProviderError::NotSupportedYet {
-            provider: self.name.to_string(),
-            operation,
+    /// Applies `change` to the host's tags under the record lock.
+    async fn change_tags(
+        &self,
+        host_id: &HostId,
+        change: impl FnOnce(&mut BTreeMap<String, String>),
+    ) -> ProviderResult<()> {
+        let updated = self.update_record(host_id, |record| {
+            change(&mut record.certified_host_data.user_tags);
+            record.certified_host_data.updated_at = time::OffsetDateTime::now_utc();
+            Ok(())
+        })?;
+        match updated {
+            Some(_) => Ok(()),
+            None => Err(ProviderError::HostNotFound {
+                provider: self.name.to_string(),
+                reference: host_id.to_string(),
+                close_matches: Vec::new(),
+            }),
         }
+    }
+
+    async fn rename_host_impl(&self, host_id: &HostId, new_name: HostName) -> ProviderResult<Host> {
+        let (records, _corrupt) = self.store.list_all_host_records()?;
+        if let Some(holder) = records
+            .iter()
+            .find(|record| record.host_name() == &new_name && record.host_id() != host_id)
+        {
+            return Err(ProviderError::NameInUse {
+                name: new_name.to_string(),
+                holder: format!("host {} of provider {}", holder.host_id(), self.name),
+            });
+        }
+        let renamed = self.update_record(host_id, |record| {
+            record.certified_host_data.host_name = new_name.clone();
+            record.certified_host_data.updated_at = time::OffsetDateTime::now_utc();
+            Ok(())
+        })?;
+        if renamed.is_none() {
+            return Err(ProviderError::HostNotFound {
+                provider: self.name.to_string(),
+                reference: host_id.to_string(),
+                close_matches: Vec::new(),
+            });
+        }
+        // The container keeps its name and labels; only the record changes.
+        self.get_host_impl(&HostRef::Id(host_id.clone())).await
     }
 }
 
@@ -113,23 +198,20 @@ impl ProviderInstance for DockerProviderInstance {
         self.create_host_impl(request).await
     }
 
-    async fn stop_host(&self, _host_id: &HostId, _options: StopOptions) -> ProviderResult<()> {
-        Err(self.not_supported_yet("stopping a host"))
+    async fn stop_host(&self, host_id: &HostId, options: StopOptions) -> ProviderResult<()> {
+        self.stop_host_impl(host_id, options).await
     }
 
     async fn start_host(
         &self,
-        _host_id: &HostId,
-        _snapshot_id: Option<&str>,
+        host_id: &HostId,
+        snapshot_id: Option<&str>,
     ) -> ProviderResult<Host> {
-        Err(self.not_supported_yet("starting a host"))
+        self.start_host_impl(host_id, snapshot_id).await
     }
 
     async fn destroy_host(&self, host_id: &HostId, delete_snapshots: bool) -> ProviderResult<()> {
-        if delete_snapshots {
-            return Err(self.not_supported_yet("deleting snapshots"));
-        }
-        self.destroy_host_impl(host_id).await
+        self.destroy_host_impl(host_id, delete_snapshots).await
     }
 
     async fn get_host(&self, host: &HostRef) -> ProviderResult<Host> {
@@ -152,55 +234,58 @@ impl ProviderInstance for DockerProviderInstance {
 
     async fn create_snapshot(
         &self,
-        _host_id: &HostId,
-        _name: Option<&str>,
+        host_id: &HostId,
+        name: Option<&str>,
     ) -> ProviderResult<SnapshotRecord> {
-        Err(self.not_supported_yet("creating a snapshot"))
+        self.create_snapshot_impl(host_id, name).await
     }
 
-    async fn list_snapshots(&self, _host_id: &HostId) -> ProviderResult<Vec<SnapshotRecord>> {
-        Err(self.not_supported_yet("listing snapshots"))
+    async fn list_snapshots(&self, host_id: &HostId) -> ProviderResult<Vec<SnapshotRecord>> {
+        self.list_snapshots_impl(host_id).await
     }
 
-    async fn delete_snapshot(&self, _host_id: &HostId, _snapshot_id: &str) -> ProviderResult<()> {
-        Err(self.not_supported_yet("deleting a snapshot"))
+    async fn delete_snapshot(&self, host_id: &HostId, snapshot_id: &str) -> ProviderResult<()> {
+        self.delete_snapshot_impl(host_id, snapshot_id).await
     }
 
     async fn get_host_tags(&self, host_id: &HostId) -> ProviderResult<BTreeMap<String, String>> {
-        let host = self.get_host_impl(&HostRef::Id(host_id.clone())).await?;
+        let host = self.get_host_cached(host_id).await?;
         Ok(host.record.certified_host_data.user_tags)
     }
 
     async fn set_host_tags(
         &self,
-        _host_id: &HostId,
-        _tags: BTreeMap<String, String>,
+        host_id: &HostId,
+        tags: BTreeMap<String, String>,
     ) -> ProviderResult<()> {
-        Err(self.not_supported_yet("changing tags"))
+        self.change_tags(host_id, move |current| *current = tags)
+            .await
     }
 
     async fn add_tags_to_host(
         &self,
-        _host_id: &HostId,
-        _tags: BTreeMap<String, String>,
+        host_id: &HostId,
+        tags: BTreeMap<String, String>,
     ) -> ProviderResult<()> {
-        Err(self.not_supported_yet("changing tags"))
+        self.change_tags(host_id, move |current| current.extend(tags))
+            .await
     }
 
-    async fn remove_tags_from_host(
-        &self,
-        _host_id: &HostId,
-        _keys: &[String],
-    ) -> ProviderResult<()> {
-        Err(self.not_supported_yet("changing tags"))
+    async fn remove_tags_from_host(&self, host_id: &HostId, keys: &[String]) -> ProviderResult<()> {
+        self.change_tags(host_id, |current| {
+            for key in keys {
+                current.remove(key);
+            }
+        })
+        .await
     }
 
-    async fn rename_host(&self, _host_id: &HostId, _new_name: HostName) -> ProviderResult<Host> {
-        Err(self.not_supported_yet("renaming a host"))
+    async fn rename_host(&self, host_id: &HostId, new_name: HostName) -> ProviderResult<Host> {
+        self.rename_host_impl(host_id, new_name).await
     }
 
     async fn get_connector(&self, host_id: &HostId) -> ProviderResult<SshConnector> {
-        let host = self.get_host_impl(&HostRef::Id(host_id.clone())).await?;
+        let host = self.get_host_cached(host_id).await?;
         let Some(endpoint) = host.ssh.clone() else {
             return Err(ProviderError::HostNotRunning {
                 host: host.name().to_string(),
@@ -238,9 +323,8 @@ impl ProviderInstance for DockerProviderInstance {
     }
 
     async fn on_connection_error(&self, host_id: &HostId) {
-        // Every lookup reads the record and the container afresh, so there is no
-        // per-host cache to drop yet; this only leaves a trace for debugging.
-        tracing::debug!(%host_id, "connection error; host state will be looked up again");
+        self.forget_host(host_id);
+        tracing::debug!(%host_id, "connection error; the host will be looked up again");
     }
 
     async fn close(&self) -> ProviderResult<()> {

@@ -12,6 +12,9 @@ pub const LABEL_PREFIX: &str = "com.imbue.mngr.";
 pub const HOST_ID_LABEL: &str = "com.imbue.mngr.host-id";
 pub const HOST_NAME_LABEL: &str = "com.imbue.mngr.host-name";
 pub const PROVIDER_LABEL: &str = "com.imbue.mngr.provider";
+/// The id of the host store that owns the container; two stores sharing one
+/// daemon (two `MNGR_HOME`s, or two users) never see each other's containers.
+pub const STORE_LABEL: &str = "com.imbue.mngr.store-id";
 
 /// Environment variable with extra labels for every container mngr creates,
 /// as `key=value` pairs separated by commas (used by test suites to find what
@@ -22,20 +25,28 @@ pub fn build_container_labels(
     host_id: &HostId,
     host_name: &HostName,
     provider: &ProviderInstanceName,
+    store_id: &str,
 ) -> HashMap<String, String> {
     // mngr's own labels are inserted last, so extra labels cannot replace them.
     let mut labels = extra_labels_from_env();
     labels.insert(HOST_ID_LABEL.to_string(), host_id.to_string());
     labels.insert(HOST_NAME_LABEL.to_string(), host_name.to_string());
     labels.insert(PROVIDER_LABEL.to_string(), provider.to_string());
+    labels.insert(STORE_LABEL.to_string(), store_id.to_string());
     labels
 }
 
 /// The label filter that selects exactly one provider instance's containers.
-pub fn provider_filter(provider: &ProviderInstanceName) -> HashMap<String, Vec<String>> {
+pub fn provider_filter(
+    provider: &ProviderInstanceName,
+    store_id: &str,
+) -> HashMap<String, Vec<String>> {
     HashMap::from([(
         "label".to_string(),
-        vec![format!("{PROVIDER_LABEL}={provider}")],
+        vec![
+            format!("{PROVIDER_LABEL}={provider}"),
+            format!("{STORE_LABEL}={store_id}"),
+        ],
     )])
 }
 
@@ -69,9 +80,10 @@ mod tests {
         let host_name = HostName::new("agent-1").unwrap();
         let provider = ProviderInstanceName::new("docker").unwrap();
 
-        let labels = build_container_labels(&host_id, &host_name, &provider);
+        let labels = build_container_labels(&host_id, &host_name, &provider, "0123");
 
         assert_eq!(labels[PROVIDER_LABEL], "docker");
+        assert_eq!(labels[STORE_LABEL], "0123");
         assert_eq!(parse_container_labels(&labels), Some((host_id, host_name)));
     }
 

@@ -15,6 +15,9 @@ mod image;
 pub mod instance;
 pub mod labels;
 mod lifecycle;
+mod power;
+mod setup;
+mod snapshots;
 
 pub use backend::DockerProviderBackend;
 pub use config::DockerProviderConfig;

@@ -6,22 +6,18 @@
 //! inputs were accepted removes the container and stores a failed host record,
 //! so `mngr list` can show what happened.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
 use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, PortBinding};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
 use provider_api::{
     CertifiedHostData, ContainerConfig, CreateHostRequest, Host, HostId, HostRecord, HostRef,
-    HostState, ProviderError, ProviderResult, SshEndpoint, PROGRESS_TARGET,
+    ProviderError, ProviderResult, PROGRESS_TARGET,
 };
-use ssh_utils::host_setup::{self, SshdLayout};
+use std::collections::HashMap;
 use time::OffsetDateTime;
 use tracing::{info, warn, Instrument};
 
 use crate::build_args::{parse_build_args, parse_port_spec};
 use crate::client::{is_conflict, is_not_found};
-use crate::exec::run_exec;
 use crate::image::ensure_image;
 use crate::instance::{DockerProviderInstance, ProviderKeys};
 use crate::labels::build_container_labels;
@@ -30,12 +26,6 @@ use crate::labels::build_container_labels;
 /// the image's own entrypoint would have done.
 pub const CONTAINER_ENTRYPOINT: [&str; 3] =
     ["sh", "-c", "trap 'exit 0' TERM; tail -f /dev/null & wait"];
-
-/// How long sshd may take to answer after it was started.
-const SSHD_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How many lines of a failed step's output go into errors and failed records.
-const LOG_TAIL_LINES: usize = 30;
 
 impl DockerProviderInstance {
     pub(crate) async fn create_host_impl(
@@ -132,49 +122,7 @@ impl DockerProviderInstance {
         result
     }
 
-    async fn start_and_set_up(
-        &self,
-        record: &mut HostRecord,
-        container_id: &str,
-        keys: &ProviderKeys,
-    ) -> ProviderResult<Host> {
-        let docker = self.client.docker().await?;
-        info!(target: PROGRESS_TARGET, "Starting container");
-        docker
-            .start_container(container_id, None)
-            .await
-            .map_err(|error| self.client.error("start the container", error))?;
-
-        info!(target: PROGRESS_TARGET, "Setting up sshd in the container");
-        self.run_setup_script(record, container_id, keys).await?;
-
-        let endpoint = self.published_ssh_endpoint(container_id).await?;
-        ssh_utils::add_host_to_known_hosts(
-            &self.known_hosts_path(),
-            &endpoint.host,
-            endpoint.port,
-            &keys.host.public_key_openssh,
-        )?;
-
-        info!(target: PROGRESS_TARGET, "Waiting for sshd on {}:{}", endpoint.host, endpoint.port);
-        ssh_utils::wait_for_sshd(&endpoint.host, endpoint.port, SSHD_TIMEOUT).await?;
-
-        record.ssh_host = Some(endpoint.host.clone());
-        record.ssh_port = Some(endpoint.port);
-        record.ssh_host_public_key = Some(keys.host.public_key_openssh.clone());
-        record.certified_host_data.updated_at = OffsetDateTime::now_utc();
-        self.store.write_host_record(record)?;
-        info!(host_id = %record.host_id(), ssh_port = endpoint.port, "host is running");
-
-        Ok(Host {
-            provider: self.name.clone(),
-            state: HostState::Running,
-            record: record.clone(),
-            ssh: Some(endpoint),
-        })
-    }
-
-    async fn create_container(
+    pub(crate) async fn create_container(
         &self,
         record: &HostRecord,
         config: &ContainerConfig,
@@ -254,6 +202,7 @@ impl DockerProviderInstance {
                 record.host_id(),
                 record.host_name(),
                 &self.name,
+                &self.store_id()?,
             )),
             exposed_ports: Some(exposed_ports),
             host_config: Some(HostConfig {
@@ -270,86 +219,6 @@ impl DockerProviderInstance {
         })
     }
 
-    /// Installs missing packages, mngr's sshd configuration and keys, and the
-    /// shutdown script, then starts sshd: one `docker exec`.
-    async fn run_setup_script(
-        &self,
-        record: &HostRecord,
-        container_id: &str,
-        keys: &ProviderKeys,
-    ) -> ProviderResult<()> {
-        let layout = SshdLayout::new(self.config.host_dir());
-        let script = [
-            "set -e".to_string(),
-            host_setup::build_check_and_install_packages_command(),
-            host_setup::build_configure_ssh_command(
-                &layout,
-                &keys.client.public_key_openssh,
-                &keys.host.private_key_openssh()?,
-                &keys.host.public_key_openssh,
-            ),
-            host_setup::build_write_file_command(
-                &layout.shutdown_script_path(),
-                &host_setup::shutdown_script(self.config.host_dir()),
-                "755",
-            ),
-            host_setup::build_add_known_hosts_command(&[]),
-            host_setup::build_start_sshd_command(&layout),
-        ]
-        .join("\n");
-
-        let output = run_exec(
-            &self.client,
-            container_id,
-            vec!["sh".into(), "-c".into(), script],
-        )
-        .await?;
-        if !output.succeeded() {
-            return Err(ProviderError::HostSetupFailed {
-                host: record.host_name().to_string(),
-                step: "installing packages and starting sshd",
-                detail: format!(
-                    "the setup command exited with {:?}; its last output lines:\n{}",
-                    output.exit_code,
-                    output.tail(LOG_TAIL_LINES)
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    /// Reads the host port that Docker published for the container's port 22.
-    pub(crate) async fn published_ssh_endpoint(
-        &self,
-        container_id: &str,
-    ) -> ProviderResult<SshEndpoint> {
-        let docker = self.client.docker().await?;
-        let inspected = docker
-            .inspect_container(container_id, None)
-            .await
-            .map_err(|error| self.client.error("inspect the container", error))?;
-        let port = inspected
-            .network_settings
-            .and_then(|settings| settings.ports)
-            .and_then(|ports| ports.get("22/tcp").cloned().flatten())
-            .and_then(|bindings| {
-                bindings
-                    .into_iter()
-                    .find_map(|binding| binding.host_port?.parse::<u16>().ok())
-            });
-        match port {
-            Some(port) => Ok(SshEndpoint {
-                host: self.client.published_host(),
-                port,
-            }),
-            None => Err(ProviderError::Daemon {
-                endpoint: self.client.endpoint().to_string(),
-                operation: "publish the container's SSH port".to_string(),
-                detail: "port 22/tcp has no host port binding".to_string(),
-            }),
-        }
-    }
-
     /// Stores the failed host record; the error is the caller's to return.
     async fn record_failure(&self, mut record: HostRecord, error: &ProviderError) {
         let message = error.to_string();
@@ -361,7 +230,7 @@ impl DockerProviderInstance {
         }
     }
 
-    async fn remove_container_quietly(&self, container_id: &str) {
+    pub(crate) async fn remove_container_quietly(&self, container_id: &str) {
         if let Err(error) = self.remove_container(container_id).await {
             warn!(container = container_id, %error, "failed to remove the container of a failed host");
         }
@@ -381,21 +250,26 @@ impl DockerProviderInstance {
         }
     }
 
-    pub(crate) async fn destroy_host_impl(&self, host_id: &HostId) -> ProviderResult<()> {
+    pub(crate) async fn destroy_host_impl(
+        &self,
+        host_id: &HostId,
+        delete_snapshots: bool,
+    ) -> ProviderResult<()> {
         let span = tracing::info_span!("destroy_host", %host_id);
         async {
             let host = self.get_host_impl(&HostRef::Id(host_id.clone())).await?;
-            // Destroying discards the filesystem, so a graceful stop would only
-            // add its timeout; the container is removed with force at once.
-            let container_id = match &host.record.container_id {
-                Some(container_id) => Some(container_id.clone()),
-                None => self
-                    .find_container(host_id)
-                    .await?
-                    .map(|container| container.id),
-            };
-            if let Some(container_id) = container_id {
+            // Destroying discards the container's filesystem, so a graceful stop
+            // would only add its timeout: removing with force ends the host's
+            // processes the same way and at once.
+            if let Some(container_id) = self.container_id_of(&host).await? {
+                info!(target: PROGRESS_TARGET, "Removing container");
                 self.remove_container(&container_id).await?;
+            }
+            if delete_snapshots {
+                for snapshot in &host.record.certified_host_data.snapshots {
+                    info!(target: PROGRESS_TARGET, "Deleting snapshot {}", snapshot.name);
+                    self.remove_snapshot_image(snapshot).await?;
+                }
             }
 
             if let (Some(ssh_host), Some(ssh_port)) = (&host.record.ssh_host, host.record.ssh_port)
@@ -407,6 +281,7 @@ impl DockerProviderInstance {
                 )?;
             }
             self.store.delete_host_record(host_id)?;
+            self.forget_host(host_id);
             info!(%host_id, host_name = %host.name(), "host destroyed");
             Ok(())
         }

@@ -203,12 +203,41 @@ pub fn build_configure_ssh_command(
 pub fn build_start_sshd_command(layout: &SshdLayout) -> String {
     format!(
         "mkdir -p /run/sshd && chmod 755 /run/sshd\n\
-         if [ -f {pid_file} ] && kill -0 \"$(cat {pid_file})\" 2>/dev/null; then\n\
+         if {running}; then\n\
          \x20 :\n\
          else\n\
+         \x20 rm -f {pid_file}\n\
          \x20 /usr/sbin/sshd -f {config} || exit 1\n\
          fi\n",
+        running = sshd_running(layout),
         pid_file = shell_quote(&layout.pid_file_path()),
+        config = shell_quote(&layout.config_path()),
+    )
+}
+
+/// A shell condition that is true when `pid_file` names a live process
+/// running `program` with `argument` among its arguments.
+///
+/// A pid file left from before a restart can name an unrelated process, even
+/// the setup script itself, whose own command line mentions the same paths;
+/// so the program name (`/proc/PID/comm`) must match too.
+fn pid_file_names_process(pid_file: &str, program: &str, argument: &str) -> String {
+    let pid_file = shell_quote(pid_file);
+    format!(
+        "[ -f {pid_file} ] && [ \"$(cat \"/proc/$(cat {pid_file})/comm\" 2>/dev/null)\" = {program} ] && \
+         tr '\\0' '\\n' < \"/proc/$(cat {pid_file})/cmdline\" 2>/dev/null | grep -qxF -- {argument}",
+        program = shell_quote(program),
+        argument = shell_quote(argument),
+    )
+}
+
+/// A shell condition that is true when mngr's sshd listener runs. Its command
+/// line is rewritten by sshd to one string that contains the config path.
+fn sshd_running(layout: &SshdLayout) -> String {
+    let pid_file = shell_quote(&layout.pid_file_path());
+    format!(
+        "[ -f {pid_file} ] && [ \"$(cat \"/proc/$(cat {pid_file})/comm\" 2>/dev/null)\" = sshd ] && \
+         grep -qsF -- {config} \"/proc/$(cat {pid_file})/cmdline\"",
         config = shell_quote(&layout.config_path()),
     )
 }
@@ -243,10 +272,161 @@ REASON="${{1:-PAUSED}}"
 log "=== Shutdown script started ==="
 log "STOP_REASON: $REASON"
 printf '%s\n' "$REASON" > "$HOST_DIR/stop_reason.tmp" && mv -f "$HOST_DIR/stop_reason.tmp" "$HOST_DIR/stop_reason"
+sync
 kill -TERM 1
 "#,
         host_dir = shell_quote(host_dir),
     )
+}
+
+/// Paths of the activity watcher's files under the host directory.
+fn activity_dir(host_dir: &str) -> String {
+    format!("{host_dir}/activity")
+}
+
+/// How the activity watcher decides that a host is idle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityWatcherSettings {
+    /// Seconds without activity before the host stops itself.
+    pub idle_timeout_seconds: u64,
+    /// Lowercase activity source names: create, boot, ssh, user, agent, process.
+    pub activity_sources: Vec<String>,
+    /// When the host was created, in seconds since the Unix epoch.
+    pub created_at_epoch: i64,
+}
+
+impl ActivityWatcherSettings {
+    /// Seconds between two checks: often enough to stop close to the timeout,
+    /// rarely enough to cost nothing.
+    pub fn check_interval_seconds(&self) -> u64 {
+        (self.idle_timeout_seconds / 4).clamp(1, 5)
+    }
+}
+
+/// The activity watcher: a POSIX sh loop that records the latest activity
+/// from the configured sources and runs the shutdown script with reason IDLE
+/// once none was seen for the idle timeout. It reads its settings from
+/// `<host_dir>/activity/watcher.conf`.
+pub fn activity_watcher_script(host_dir: &str) -> String {
+    format!(
+        r#"#!/bin/sh
+# Stops this mngr host after a period without activity.
+HOST_DIR={host_dir}
+ACTIVITY_DIR="$HOST_DIR/activity"
+. "$ACTIVITY_DIR/watcher.conf"
+echo $$ > "$ACTIVITY_DIR/watcher.pid"
+
+has_source() {{ case " $ACTIVITY_SOURCES " in *" $1 "*) return 0 ;; esac; return 1; }}
+modified_at() {{ stat -c %Y "$1" 2>/dev/null || echo 0; }}
+later() {{ if [ "$1" -gt "$2" ]; then echo "$1"; else echo "$2"; fi; }}
+
+started_at=$(date +%s)
+last_activity=0
+has_source create && last_activity=$(later "$CREATED_AT" "$last_activity")
+has_source boot && last_activity=$(later "$started_at" "$last_activity")
+# Without a time-based source the watcher's start is the first activity, so
+# the host is not stopped the moment it starts.
+[ "$last_activity" -eq 0 ] && last_activity=$started_at
+
+while :; do
+  sleep "$CHECK_INTERVAL"
+  now=$(date +%s)
+  if has_source ssh || has_source user; then
+    # Every SSH login (mngr exec included) touches this marker through sshrc.
+    last_activity=$(later "$(modified_at "$ACTIVITY_DIR/ssh")" "$last_activity")
+    if grep -qas '^sshd: [a-z_][a-z0-9_-]*@' /proc/[0-9]*/cmdline; then
+      last_activity=$now
+    fi
+  fi
+  if has_source agent; then
+    for stamp in $(tmux list-windows -a -F '#{{window_activity}}' 2>/dev/null); do
+      last_activity=$(later "$stamp" "$last_activity")
+    done
+  fi
+  if has_source process && tmux list-sessions >/dev/null 2>&1; then
+    last_activity=$now
+  fi
+  if [ $((now - last_activity)) -ge "$IDLE_TIMEOUT" ]; then
+    echo "$(date '+%Y-%m-%d %H:%M:%S') idle for $((now - last_activity)) s; stopping the host"
+    rm -f "$ACTIVITY_DIR/watcher.pid"
+    exec "$HOST_DIR/shutdown.sh" IDLE
+  fi
+done
+"#,
+        host_dir = shell_quote(host_dir),
+    )
+}
+
+/// Builds a command that (re)starts the activity watcher with `settings`, or
+/// only stops a running one when `settings` is `None` (idle mode disabled).
+/// It also installs `/etc/ssh/sshrc`, which marks every SSH login as activity.
+pub fn build_start_activity_watcher_command(
+    host_dir: &str,
+    settings: Option<&ActivityWatcherSettings>,
+) -> String {
+    let activity_dir = activity_dir(host_dir);
+    let pid_file = shell_quote(&format!("{activity_dir}/watcher.pid"));
+    let watcher_path = format!("{activity_dir}/watcher.sh");
+    let mut script = format!(
+        "mkdir -p {dir} {logs}\n\
+         if {running}; then kill \"$(cat {pid_file})\" || true; fi\n\
+         rm -f {pid_file}\n",
+        running =
+            pid_file_names_process(&format!("{activity_dir}/watcher.pid"), "sh", &watcher_path),
+        dir = shell_quote(&activity_dir),
+        logs = shell_quote(&format!("{host_dir}/logs")),
+    );
+    let Some(settings) = settings else {
+        return script;
+    };
+
+    let config = format!(
+        "IDLE_TIMEOUT={timeout}\nACTIVITY_SOURCES={sources}\nCREATED_AT={created}\nCHECK_INTERVAL={interval}\n",
+        timeout = settings.idle_timeout_seconds,
+        sources = shell_quote(&settings.activity_sources.join(" ")),
+        created = settings.created_at_epoch,
+        interval = settings.check_interval_seconds(),
+    );
+    let marker = shell_quote(&format!("{activity_dir}/ssh"));
+    let sshrc = format!(
+        "#!/bin/sh\n# mngr: marks SSH logins as host activity.\ntouch {marker} 2>/dev/null\n"
+    );
+
+    script.push_str(&build_write_file_command(
+        &format!("{activity_dir}/watcher.conf"),
+        &config,
+        "644",
+    ));
+    script.push_str(&build_write_file_command(
+        &watcher_path,
+        &activity_watcher_script(host_dir),
+        "755",
+    ));
+    // An image's own sshrc is left alone; mngr only replaces the one it wrote.
+    script.push_str(&format!(
+        "if [ ! -e /etc/ssh/sshrc ] || grep -q '^# mngr: ' /etc/ssh/sshrc; then\n{}fi\n",
+        build_write_file_command("/etc/ssh/sshrc", &sshrc, "644")
+    ));
+    script.push_str(&format!(
+        "nohup sh {watcher} </dev/null >>{log} 2>&1 &\n",
+        watcher = shell_quote(&watcher_path),
+        log = shell_quote(&format!("{host_dir}/logs/activity_watcher.log")),
+    ));
+    script
+}
+
+/// Builds a command that forgets why the host last stopped, so that a
+/// restarted host is not reported with an old reason.
+pub fn build_clear_stop_reason_command(host_dir: &str) -> String {
+    format!(
+        "rm -f {}\n",
+        shell_quote(&format!("{host_dir}/stop_reason"))
+    )
+}
+
+/// The path of the file in which the shutdown script records the stop reason.
+pub fn stop_reason_path(host_dir: &str) -> String {
+    format!("{host_dir}/stop_reason")
 }
 
 fn ensure_trailing_newline(text: &str) -> String {
@@ -337,5 +517,95 @@ mod tests {
         assert!(run_sh(&format!("sh -n -c {}", shell_quote(&script)))
             .status
             .success());
+    }
+
+    #[test]
+    fn activity_watcher_script_is_valid_sh() {
+        let script = activity_watcher_script("/mngr dir/$(x)");
+        assert!(run_sh(&format!("sh -n -c {}", shell_quote(&script)))
+            .status
+            .success());
+        let settings = ActivityWatcherSettings {
+            idle_timeout_seconds: 20,
+            activity_sources: vec!["ssh".into(), "agent".into()],
+            created_at_epoch: 0,
+        };
+        let start = build_start_activity_watcher_command("/mngr", Some(&settings));
+        assert!(run_sh(&format!("sh -n -c {}", shell_quote(&start)))
+            .status
+            .success());
+        assert!(start.contains("ssh agent"), "{start}");
+    }
+
+    #[test]
+    fn activity_watcher_stops_idle_host() {
+        let directory = tempfile::tempdir().unwrap();
+        let host_dir = directory.path().to_str().unwrap().to_string();
+        // A shutdown script that only records its reason stands in for the real one.
+        std::fs::write(
+            directory.path().join("shutdown.sh"),
+            format!(
+                "#!/bin/sh\necho \"$1\" > {}/stopped\n",
+                shell_quote(&host_dir)
+            ),
+        )
+        .unwrap();
+        run_sh(&format!("chmod 755 {}/shutdown.sh", shell_quote(&host_dir)));
+        std::fs::create_dir_all(directory.path().join("activity")).unwrap();
+        std::fs::write(
+            directory.path().join("activity/watcher.conf"),
+            "IDLE_TIMEOUT=1\nACTIVITY_SOURCES='boot'\nCREATED_AT=0\nCHECK_INTERVAL=1\n",
+        )
+        .unwrap();
+
+        let output = run_sh(&format!(
+            "timeout 10 sh -c {}",
+            shell_quote(&activity_watcher_script(&host_dir))
+        ));
+
+        assert!(output.status.success(), "{output:?}");
+        let reason = std::fs::read_to_string(directory.path().join("stopped")).unwrap();
+        assert_eq!(reason, "IDLE\n");
+    }
+
+    #[test]
+    fn watcher_interval_is_bounded() {
+        let settings = |timeout| ActivityWatcherSettings {
+            idle_timeout_seconds: timeout,
+            activity_sources: Vec::new(),
+            created_at_epoch: 0,
+        };
+        assert_eq!(settings(1).check_interval_seconds(), 1);
+        assert_eq!(settings(20).check_interval_seconds(), 5);
+        assert_eq!(settings(800).check_interval_seconds(), 5);
+    }
+
+    #[test]
+    fn pid_file_check_matches_program_and_argument() {
+        let directory = tempfile::tempdir().unwrap();
+        let script = directory.path().join("watcher.sh");
+        std::fs::write(&script, "sleep 5\n").unwrap();
+        let pid_file = directory.path().join("watcher.pid");
+        let mut child = Command::new("sh")
+            .arg(&script)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::fs::write(&pid_file, child.id().to_string()).unwrap();
+        let pid_file = pid_file.to_str().unwrap();
+        let script = script.to_str().unwrap();
+
+        let matching = run_sh(&pid_file_names_process(pid_file, "sh", script));
+        let other_argument = run_sh(&pid_file_names_process(pid_file, "sh", "/other.sh"));
+        let other_program = run_sh(&pid_file_names_process(pid_file, "bash", script));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let dead = run_sh(&pid_file_names_process(pid_file, "sh", script));
+
+        assert!(matching.status.success(), "{matching:?}");
+        assert!(!other_argument.status.success());
+        assert!(!other_program.status.success());
+        assert!(!dead.status.success());
     }
 }

@@ -547,3 +547,27 @@ fn write_failure_is_io_error_with_path() {
         other => panic!("expected Io, got {other:?}"),
     }
 }
+
+#[test]
+fn store_id_is_created_once_and_kept() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = HostStore::new(directory.path().join("instance"));
+
+    let first = store.store_id().unwrap();
+    let second = HostStore::new(directory.path().join("instance"))
+        .store_id()
+        .unwrap();
+
+    assert_eq!(first, second);
+    assert_eq!(first.len(), 32);
+}
+
+#[test]
+fn store_id_garbage_is_corrupt() {
+    let directory = tempfile::tempdir().unwrap();
+    std::fs::write(directory.path().join("store_id"), "not an id").unwrap();
+
+    let error = HostStore::new(directory.path()).store_id().unwrap_err();
+
+    assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
+}

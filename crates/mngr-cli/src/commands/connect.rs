@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context as _};
 use provider_api::HostState;
 use ssh_utils::host_setup::shell_join;
 
-use crate::agents::find_agent;
+use crate::agents::{find_agent, not_running_hint};
 use crate::progress::Progress;
 use crate::providers::Providers;
 
@@ -28,9 +28,10 @@ pub async fn run(args: ConnectArgs, progress: &Progress) -> anyhow::Result<ExitC
     })?;
     if found.host.state != HostState::Running {
         bail!(
-            "agent {} cannot be attached: its host is {}",
+            "agent {} cannot be attached: its host is {}; {}",
             agent.name,
-            found.host.state
+            found.host.state,
+            not_running_hint(&found.host)
         );
     }
 

@@ -3,10 +3,11 @@
 
 use std::os::fd::OwnedFd;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use provider_api::{
-    AgentData, AgentId, AgentName, CreateHostRequest, Host, HostName, ProviderInstance,
+    AgentData, AgentId, AgentName, CreateHostRequest, Host, HostName, IdleMode, ProviderInstance,
     PROGRESS_TARGET,
 };
 use ssh_utils::host_setup::shell_quote;
@@ -41,6 +42,15 @@ pub struct CreateArgs {
     #[arg(long)]
     pub no_copy: bool,
 
+    /// Seconds without activity before the host stops itself (default: the provider's default_idle_timeout, 800).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: Option<u64>,
+
+    /// Which activity keeps the host running: io, user, agent, ssh, create, boot, run, custom or disabled
+    /// (default: the provider's default_idle_mode, io).
+    #[arg(long, value_name = "MODE")]
+    pub idle_mode: Option<IdleMode>,
+
     /// The command the agent runs (default: a login shell). One word is run as a
     /// shell command line; several words are a program and its arguments.
     #[arg(last = true, value_name = "COMMAND")]
@@ -67,9 +77,10 @@ pub async fn run(args: CreateArgs, progress: &Progress) -> anyhow::Result<ExitCo
         Some(ProjectFiles::collect(&current_dir)?)
     };
 
-    let request = CreateHostRequest::new(HostName::from(&agent_name));
-    let mut request = request;
+    let mut request = CreateHostRequest::new(HostName::from(&agent_name));
     request.build_args = args.build_args;
+    request.idle_timeout = args.idle_timeout.map(Duration::from_secs);
+    request.idle_mode = args.idle_mode;
     let host = instance.create_host(request).await?;
 
     let agent = AgentData {

@@ -10,12 +10,19 @@ use crate::providers::Providers;
 pub struct DestroyArgs {
     /// The agent's name.
     pub name: String,
+
+    /// Also delete the host's snapshot images.
+    #[arg(long)]
+    pub delete_snapshots: bool,
 }
 
 pub async fn run(args: DestroyArgs, progress: &Progress) -> anyhow::Result<ExitCode> {
     let providers = Providers::load()?;
     let found = find_agent(&providers, &args.name).await?;
-    found.instance.destroy_host(found.host.id(), false).await?;
+    found
+        .instance
+        .destroy_host(found.host.id(), args.delete_snapshots)
+        .await?;
     progress.finish();
     println!(
         "Destroyed agent {} and its host {}.",

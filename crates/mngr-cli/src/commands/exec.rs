@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail};
 use provider_api::HostState;
 
-use crate::agents::{command_line, find_agent, in_work_dir};
+use crate::agents::{command_line, find_agent, in_work_dir, not_running_hint};
 use crate::progress::Progress;
 use crate::providers::Providers;
 
@@ -33,9 +33,10 @@ pub async fn run(args: ExecArgs, progress: &Progress) -> anyhow::Result<ExitCode
     })?;
     if found.host.state != HostState::Running {
         bail!(
-            "agent {} cannot run commands: its host is {}",
+            "agent {} cannot run commands: its host is {}; {}",
             agent.name,
-            found.host.state
+            found.host.state,
+            not_running_hint(&found.host)
         );
     }
 

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use futures_util::future::join_all;
-use provider_api::{AgentData, Host, ProviderInstance};
+use provider_api::{AgentData, Host, HostState, ProviderInstance, StopReason};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 
@@ -22,6 +22,10 @@ pub struct ListArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: ListFormat,
+
+    /// Also list hosts whose container is gone but whose record is left (DESTROYED).
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// One listed agent, or a host without an agent (such as a failed create).
@@ -37,6 +41,9 @@ pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     for listing in listings {
         rows.extend(listing?);
+    }
+    if !args.all {
+        rows.retain(|row| row.host.state != HostState::Destroyed);
     }
     rows.sort_by_key(|row| (row.created_at(), row.name()));
 
@@ -101,7 +108,9 @@ impl Row {
 
     fn state_text(&self) -> String {
         match (self.host.state, self.host.stop_reason()) {
-            (provider_api::HostState::Stopped, Some(reason)) => format!("STOPPED ({reason})"),
+            (HostState::Stopped, Some(reason)) if reason != StopReason::Stopped => {
+                format!("STOPPED ({reason})")
+            }
             (state, _) => state.to_string(),
         }
     }

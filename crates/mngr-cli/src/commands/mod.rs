@@ -6,3 +6,6 @@ pub mod destroy;
 pub mod exec;
 pub mod list;
 pub mod providers;
+pub mod snapshot;
+pub mod start;
+pub mod stop;
