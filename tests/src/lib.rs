@@ -103,6 +103,29 @@ impl Sandbox {
         command
     }
 
+    /// Writes `$MNGR_HOME/config.toml`.
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.home.path().join("config.toml"), text).expect("write config.toml");
+    }
+
+    /// Creates a Docker network labelled as this sandbox's and returns its name.
+    pub fn create_network(&self) -> String {
+        let name = format!("mngr-test-{}", &self.run_id[..12]);
+        let output = docker(&[
+            "network",
+            "create",
+            "--label",
+            &format!("{TEST_RUN_LABEL}={}", self.run_id),
+            &name,
+        ]);
+        assert!(
+            output.status.success(),
+            "docker network create failed:\n{}",
+            describe(&output)
+        );
+        name
+    }
+
     pub fn mngr(&self, args: &[&str]) -> Output {
         self.mngr_command(args).output().expect("run mngr")
     }
@@ -227,13 +250,87 @@ impl Drop for Sandbox {
             args.extend(containers.iter().map(String::as_str));
             docker(&args);
         }
-        // Snapshot images inherit their container's labels, the test label included.
+        // Networks a test created for its hosts.
+        let networks = docker(&[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label={TEST_RUN_LABEL}={}", self.run_id),
+        ]);
+        for network in String::from_utf8_lossy(&networks.stdout).split_whitespace() {
+            docker(&["network", "rm", network]);
+        }
+        // Snapshot and built images inherit their container's labels, the test label included.
         let images = self.images();
         if !images.is_empty() {
             let mut args = vec!["rmi", "-f"];
             args.extend(images.iter().map(String::as_str));
             docker(&args);
         }
+    }
+}
+
+/// A TCP listener on a loopback port that forwards every connection to the
+/// local Docker socket, so tests can reach the daemon through `tcp://`.
+/// It stops accepting when dropped.
+pub struct DockerTcpProxy {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DockerTcpProxy {
+    pub fn start() -> Self {
+        use std::net::TcpListener;
+        use std::os::unix::net::UnixStream;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = listener.local_addr().expect("local address").port();
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                let client = match listener.accept() {
+                    Ok((client, _)) => client,
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        continue;
+                    }
+                    Err(_) => break,
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(daemon) = UnixStream::connect("/var/run/docker.sock") else {
+                    continue;
+                };
+                let (Ok(mut client_reader), Ok(mut daemon_reader)) =
+                    (client.try_clone(), daemon.try_clone())
+                else {
+                    continue;
+                };
+                let mut client_writer = client;
+                let mut daemon_writer = daemon;
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut client_reader, &mut daemon_writer);
+                    let _ = daemon_writer.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut daemon_reader, &mut client_writer);
+                    let _ = client_writer.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Self { port, stop }
+    }
+}
+
+impl Drop for DockerTcpProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -83,9 +83,40 @@ pub fn not_running_hint(host: &Host) -> String {
     }
 }
 
+/// The file on the host holding the agent's environment variables, relative
+/// to the remote user's home directory.
+pub fn env_file_path(agent: &AgentData) -> String {
+    format!(".mngr/agents/{}/env", agent.id)
+}
+
+/// The command that writes the agent's environment file from standard input,
+/// readable by its owner only.
+pub fn write_env_file_command(agent: &AgentData) -> String {
+    let path = env_file_path(agent);
+    let directory = path
+        .rsplit_once('/')
+        .map_or(".", |(directory, _)| directory);
+    format!(
+        "umask 077 && cd && mkdir -p {directory} && cat > {path}",
+        directory = shell_quote(directory),
+        path = shell_quote(&path)
+    )
+}
+
+/// The contents of the agent's environment file: one `export` per variable,
+/// with values quoted so the shell takes them literally.
+pub fn env_file_contents(variables: &[(String, String)]) -> String {
+    variables
+        .iter()
+        .map(|(key, value)| format!("export {key}={}\n", shell_quote(value)))
+        .collect()
+}
+
 /// The command that starts `agent` in a detached tmux session named after it.
 ///
-/// With no agent command, tmux starts the user's login shell.
+/// With no agent command, the session runs the user's login shell. With
+/// environment variables, the command first reads the agent's environment
+/// file, so the values never appear on a command line.
 pub fn tmux_start_command(agent: &AgentData) -> String {
     let mut words = vec![
         "tmux".to_string(),
@@ -100,7 +131,17 @@ pub fn tmux_start_command(agent: &AgentData) -> String {
         "-c".to_string(),
         agent.work_dir.clone(),
     ];
-    if !agent.command.is_empty() {
+    if !agent.env_keys.is_empty() {
+        let program = if agent.command.is_empty() {
+            "exec \"${SHELL:-/bin/sh}\" -l".to_string()
+        } else {
+            format!("exec {}", command_line(&agent.command))
+        };
+        words.push(format!(
+            ". \"$HOME\"/{} && {program}",
+            shell_quote(&env_file_path(agent))
+        ));
+    } else if !agent.command.is_empty() {
         words.push(command_line(&agent.command));
     }
     shell_join(&words)
@@ -126,6 +167,17 @@ pub fn in_work_dir(work_dir: &str, command: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_file_contents_quote_values() {
+        let contents = env_file_contents(&[("TOKEN".to_string(), "a'b $(id) `x`".to_string())]);
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{contents}printf '%s' \"$TOKEN\""))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(output.stdout).unwrap(), "a'b $(id) `x`");
+    }
 
     #[test]
     fn command_line_single_word_is_shell_text() {

@@ -10,6 +10,7 @@ mod output;
 mod progress;
 mod project;
 mod providers;
+mod tags;
 
 use std::process::ExitCode;
 
@@ -49,6 +50,12 @@ enum Command {
     Snapshot(commands::snapshot::SnapshotArgs),
     /// Destroy an agent's host, its container and its record.
     Destroy(commands::destroy::DestroyArgs),
+    /// List or change an agent's host tags.
+    Tag(commands::tag::TagArgs),
+    /// Rename an agent and its host.
+    Rename(commands::rename::RenameArgs),
+    /// Show the effective configuration.
+    Config(commands::config::ConfigArgs),
     /// List the provider backends this mngr was built with.
     Providers(commands::providers::ProvidersArgs),
 }
@@ -90,6 +97,9 @@ async fn run(command: Command, progress: &progress::Progress) -> anyhow::Result<
         Command::Start(args) => commands::start::run(args, progress).await,
         Command::Snapshot(args) => commands::snapshot::run(args, progress).await,
         Command::Destroy(args) => commands::destroy::run(args, progress).await,
+        Command::Tag(args) => commands::tag::run(args).await,
+        Command::Rename(args) => commands::rename::run(args).await,
+        Command::Config(args) => commands::config::run(args),
         Command::Providers(args) => commands::providers::run(args),
     }
 }

@@ -80,7 +80,9 @@ impl Providers {
 
 /// The `[providers.*]` tables of the config file, or the default instance when
 /// the file or the section is absent.
-fn read_provider_tables(context: &MngrContext) -> anyhow::Result<BTreeMap<String, toml::Table>> {
+pub fn read_provider_tables(
+    context: &MngrContext,
+) -> anyhow::Result<BTreeMap<String, toml::Table>> {
     let path = context.config_file();
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => Some(text),

@@ -31,6 +31,15 @@ pub trait ProviderBackend: Send + Sync + 'static {
     /// Help for the arguments that `mngr start` passes to this backend.
     fn start_args_help(&self) -> &'static str;
 
+    /// The configuration an instance built from `config` uses, with every
+    /// default filled in; `mngr config show` prints it.
+    fn effective_config(
+        &self,
+        name: &ProviderInstanceName,
+        config: &toml::Table,
+        context: &MngrContext,
+    ) -> ProviderResult<toml::Table>;
+
     /// Builds an instance named `name` from its configuration table; an empty
     /// table means every field at its default.
     fn build_instance(

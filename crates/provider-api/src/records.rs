@@ -403,6 +403,10 @@ pub struct AgentData {
     pub command: Vec<String>,
     /// The agent's work directory inside the host.
     pub work_dir: String,
+    /// Names of the environment variables set for the agent's process. The
+    /// values live only in a private file on the host, never in mngr's store.
+    #[serde(default)]
+    pub env_keys: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(flatten)]

@@ -2,8 +2,8 @@
 //! registered with `inventory` so the CLI finds it at link time.
 
 use provider_api::{
-    ConfigField, MngrContext, ProviderBackend, ProviderInstance, ProviderInstanceName,
-    ProviderRegistration, ProviderResult,
+    ConfigField, MngrContext, ProviderBackend, ProviderError, ProviderInstance,
+    ProviderInstanceName, ProviderRegistration, ProviderResult,
 };
 
 use crate::build_args::BUILD_ARGS_HELP;
@@ -33,13 +33,29 @@ impl ProviderBackend for DockerProviderBackend {
         "No start arguments are supported for the docker provider."
     }
 
+    fn effective_config(
+        &self,
+        name: &ProviderInstanceName,
+        config: &toml::Table,
+        context: &MngrContext,
+    ) -> ProviderResult<toml::Table> {
+        let config =
+            DockerProviderConfig::from_table(config, &context.config_file(), name.as_str())?;
+        toml::Table::try_from(&config).map_err(|error| ProviderError::InvalidConfig {
+            path: context.config_file(),
+            key: format!("providers.{name}"),
+            detail: error.to_string(),
+        })
+    }
+
     fn build_instance(
         &self,
         name: ProviderInstanceName,
         config: &toml::Table,
         context: &MngrContext,
     ) -> ProviderResult<Box<dyn ProviderInstance>> {
-        let config = DockerProviderConfig::from_table(config, &context.config_file())?;
+        let config =
+            DockerProviderConfig::from_table(config, &context.config_file(), name.as_str())?;
         let instance_dir = context.provider_instance_dir(crate::BACKEND_NAME, name.as_str());
         Ok(Box::new(DockerProviderInstance::new(
             name,

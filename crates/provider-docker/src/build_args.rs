@@ -4,9 +4,12 @@
 //! name, a missing value or a malformed value is an error that names the token.
 //! Nothing here touches the daemon or a shell.
 
+use std::path::{Path, PathBuf};
+
 use provider_api::{ContainerConfig, ProviderError, ProviderResult};
 
 use crate::config::DockerProviderConfig;
+use crate::image::PullPolicy;
 
 pub const BUILD_ARGS_HELP: &str = "\
 Build arguments, one per -b, each as --name=value:
@@ -15,17 +18,29 @@ Build arguments, one per -b, each as --name=value:
   --gpu=TYPE         GPU access (all, a device index such as 0, or nvidia). Default: no GPU
   --image=NAME       Base image; used as is when present locally, pulled when absent.
                      Default: the provider's default_image (debian:bookworm-slim)
-  --dockerfile=PATH  Dockerfile to build the image from (not supported yet)
-  --context-dir=DIR  Build context for --dockerfile (not supported yet)
+  --dockerfile=PATH  Dockerfile to build the image from instead of --image
+  --context-dir=DIR  Build context for --dockerfile. Default: the Dockerfile's directory
+  --pull=POLICY      When to pull --image: missing (default), always or never
   --network=NAME     Docker network to attach to. Default: the provider's network, else bridge
   --volume=SPEC      Extra mount HOST_PATH_OR_VOLUME:CONTAINER_PATH[:ro|rw]; repeatable
   --port=SPEC        Extra published port [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]; repeatable";
 
-/// Parses `tokens` on top of the instance defaults in `defaults`.
+/// The parsed build arguments: the container configuration stored in the
+/// host record, and how to get the image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildArgs {
+    pub config: ContainerConfig,
+    pub pull: PullPolicy,
+}
+
+/// Parses `tokens` on top of the instance defaults in `defaults`. Relative
+/// `--dockerfile` and `--context-dir` paths are resolved against the current
+/// directory.
 pub fn parse_build_args(
     tokens: &[String],
     defaults: &DockerProviderConfig,
-) -> ProviderResult<ContainerConfig> {
+) -> ProviderResult<BuildArgs> {
+    let mut pull = PullPolicy::default();
     let mut config = ContainerConfig {
         cpu: defaults.default_cpu,
         memory: defaults.default_memory,
@@ -74,20 +89,55 @@ pub fn parse_build_args(
                 parse_port_spec(value).map_err(invalid)?;
                 config.ports.push(value.to_string());
             }
-            "dockerfile" | "context-dir" => {
-                return Err(ProviderError::NotSupportedYet {
-                    provider: crate::BACKEND_NAME.to_string(),
-                    operation: "building an image from a Dockerfile (--dockerfile, --context-dir)",
-                });
+            "dockerfile" => {
+                let path = absolute_path(value).map_err(&invalid)?;
+                if !path.is_file() {
+                    return Err(invalid(format!("the Dockerfile {} does not exist", path.display())));
+                }
+                config.dockerfile = Some(path.display().to_string());
+            }
+            "context-dir" => {
+                let path = absolute_path(value).map_err(&invalid)?;
+                if !path.is_dir() {
+                    return Err(invalid(format!("the build context {} is not a directory", path.display())));
+                }
+                config.context_dir = Some(path.display().to_string());
+            }
+            "pull" => {
+                pull = PullPolicy::parse(value)
+                    .ok_or_else(|| invalid(format!("the pull policy {value:?} must be missing, always or never")))?;
             }
             _ => {
                 return Err(invalid(format!(
-                    "unknown build argument --{name}; accepted: --cpu, --memory, --gpu, --image, --dockerfile, --context-dir, --network, --volume, --port"
+                    "unknown build argument --{name}; accepted: --cpu, --memory, --gpu, --image, --dockerfile, --context-dir, --pull, --network, --volume, --port"
                 )))
             }
         }
     }
-    Ok(config)
+
+    let combination_error = |reason: &str| ProviderError::InvalidBuildArgument {
+        argument: tokens.join(" "),
+        reason: reason.to_string(),
+    };
+    if config.dockerfile.is_some() && config.image.is_some() {
+        return Err(combination_error(
+            "--image and --dockerfile exclude each other: the Dockerfile names its own base image",
+        ));
+    }
+    if config.context_dir.is_some() && config.dockerfile.is_none() {
+        return Err(combination_error("--context-dir needs --dockerfile"));
+    }
+    Ok(BuildArgs { config, pull })
+}
+
+fn absolute_path(value: &str) -> Result<PathBuf, String> {
+    let path = Path::new(value);
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    std::env::current_dir()
+        .map(|directory| directory.join(path))
+        .map_err(|error| format!("the current directory cannot be read: {error}"))
 }
 
 fn parse_positive(value: &str) -> Result<f64, String> {
@@ -183,6 +233,10 @@ mod tests {
     use super::*;
 
     fn parse(tokens: &[&str]) -> ProviderResult<ContainerConfig> {
+        parse_with_pull(tokens).map(|parsed| parsed.config)
+    }
+
+    fn parse_with_pull(tokens: &[&str]) -> ProviderResult<BuildArgs> {
         let tokens: Vec<String> = tokens.iter().map(|token| token.to_string()).collect();
         parse_build_args(&tokens, &DockerProviderConfig::default())
     }
@@ -251,12 +305,62 @@ mod tests {
     }
 
     #[test]
-    fn dockerfile_is_not_supported_yet() {
-        let error = parse(&["--dockerfile=Dockerfile"]).unwrap_err();
-        assert!(
-            matches!(error, ProviderError::NotSupportedYet { .. }),
-            "{error:?}"
+    fn dockerfile_and_context_are_made_absolute() {
+        let directory = tempfile::tempdir().unwrap();
+        let dockerfile = directory.path().join("Dockerfile");
+        std::fs::write(&dockerfile, "FROM scratch\n").unwrap();
+
+        let config = parse(&[
+            &format!("--dockerfile={}", dockerfile.display()),
+            &format!("--context-dir={}", directory.path().display()),
+        ])
+        .unwrap();
+
+        assert_eq!(
+            config.dockerfile.as_deref(),
+            Some(dockerfile.to_str().unwrap())
         );
+        assert_eq!(
+            config.context_dir.as_deref(),
+            Some(directory.path().to_str().unwrap())
+        );
+    }
+
+    #[test]
+    fn dockerfile_errors_name_the_problem() {
+        let missing = parse(&["--dockerfile=/no/such/Dockerfile"])
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("does not exist"), "{missing}");
+        let directory = tempfile::tempdir().unwrap();
+        let dockerfile = directory.path().join("Dockerfile");
+        std::fs::write(&dockerfile, "FROM scratch\n").unwrap();
+        let both = parse(&[
+            "--image=x",
+            &format!("--dockerfile={}", dockerfile.display()),
+        ])
+        .unwrap_err();
+        assert!(both.to_string().contains("exclude each other"), "{both}");
+        let context_only =
+            parse(&[&format!("--context-dir={}", directory.path().display())]).unwrap_err();
+        assert!(
+            context_only.to_string().contains("needs --dockerfile"),
+            "{context_only}"
+        );
+    }
+
+    #[test]
+    fn pull_policy_is_parsed() {
+        assert_eq!(parse_with_pull(&[]).unwrap().pull, PullPolicy::Missing);
+        assert_eq!(
+            parse_with_pull(&["--pull=always"]).unwrap().pull,
+            PullPolicy::Always
+        );
+        assert_eq!(
+            parse_with_pull(&["--pull=never"]).unwrap().pull,
+            PullPolicy::Never
+        );
+        assert!(parse_with_pull(&["--pull=sometimes"]).is_err());
     }
 
     #[test]

@@ -57,24 +57,37 @@ impl Default for DockerProviderConfig {
 }
 
 impl DockerProviderConfig {
-    /// Reads a `[providers.<name>]` table; `source` names the file for errors.
-    pub fn from_table(table: &toml::Table, source: &Path) -> ProviderResult<Self> {
-        let config: Self =
-            toml::Value::Table(table.clone())
-                .try_into()
-                .map_err(|error: toml::de::Error| ProviderError::InvalidConfig {
-                    path: source.to_path_buf(),
-                    key: "providers".to_string(),
-                    detail: error.message().to_string(),
-                })?;
-        config.validate(source)?;
+    /// Reads the `[providers.<instance>]` table; `source` names the file for errors.
+    pub fn from_table(table: &toml::Table, source: &Path, instance: &str) -> ProviderResult<Self> {
+        // Parsing the table as text gives errors a span, from which the key
+        // that holds a wrong value can be named.
+        let text = toml::to_string(table).map_err(|error| ProviderError::InvalidConfig {
+            path: source.to_path_buf(),
+            key: format!("providers.{instance}"),
+            detail: error.to_string(),
+        })?;
+        let config: Self = toml::from_str(&text).map_err(|error| {
+            let key = error
+                .span()
+                .and_then(|span| key_at(&text, span.start))
+                .map_or_else(
+                    || format!("providers.{instance}"),
+                    |key| format!("providers.{instance}.{key}"),
+                );
+            ProviderError::InvalidConfig {
+                path: source.to_path_buf(),
+                key,
+                detail: error.message().to_string(),
+            }
+        })?;
+        config.validate(source, instance)?;
         Ok(config)
     }
 
-    fn validate(&self, source: &Path) -> ProviderResult<()> {
+    fn validate(&self, source: &Path, instance: &str) -> ProviderResult<()> {
         let invalid = |key: &str, detail: String| ProviderError::InvalidConfig {
             path: source.to_path_buf(),
-            key: key.to_string(),
+            key: format!("providers.{instance}.{key}"),
             detail,
         };
         if self.backend != crate::BACKEND_NAME {
@@ -115,6 +128,16 @@ impl DockerProviderConfig {
     }
 }
 
+/// The key on the line of `text` that contains byte `offset`.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let line_start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |index| index + 1);
+    let line = text[line_start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    Some(key.trim().trim_matches('"').to_string())
+}
+
 pub const CONFIG_FIELDS: &[ConfigField] = &[
     ConfigField { name: "host", type_name: "string", default: "\"\" (DOCKER_HOST, else the local socket)", description: "Docker daemon URL: unix://PATH, tcp://HOST:PORT or ssh://USER@SERVER" },
     ConfigField { name: "host_dir", type_name: "path", default: "/mngr", description: "Directory inside each container for mngr's files" },
@@ -135,7 +158,7 @@ mod tests {
 
     fn parse(text: &str) -> ProviderResult<DockerProviderConfig> {
         let table: toml::Table = text.parse().unwrap();
-        DockerProviderConfig::from_table(&table, Path::new("/tmp/config.toml"))
+        DockerProviderConfig::from_table(&table, Path::new("/tmp/config.toml"), "docker")
     }
 
     #[test]
@@ -159,6 +182,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("sometimes"), "{error}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_problem() {
+        let error = parse("default_cpu = \"two\"").unwrap_err().to_string();
+        assert!(error.contains("providers.docker.default_cpu"), "{error}");
+        assert!(error.contains("invalid type"), "{error}");
     }
 
     #[test]

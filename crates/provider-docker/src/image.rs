@@ -1,5 +1,9 @@
-//! Makes sure the image a host needs is present on the daemon: a local image is
-//! used as it is, a missing one is pulled with its progress shown.
+//! Makes sure the image a host needs is present on the daemon: pulled
+//! according to the pull policy, or built from a Dockerfile, with progress
+//! shown either way.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
 
 use futures_util::StreamExt;
 use provider_api::{ProviderError, ProviderResult, PROGRESS_TARGET};
@@ -7,27 +11,189 @@ use tracing::{debug, info};
 
 use crate::client::{is_not_found, DockerClient};
 
-/// Returns the image id of `image`, pulling it first when the daemon lacks it.
-pub async fn ensure_image(client: &DockerClient, image: &str) -> ProviderResult<String> {
-    let docker = client.docker().await?;
-    match docker.inspect_image(image).await {
-        Ok(inspected) => {
-            debug!(image, "image is present locally");
-            return Ok(inspected.id.unwrap_or_else(|| image.to_string()));
-        }
-        Err(error) if is_not_found(&error) => {}
-        Err(error) => return Err(client.error(&format!("inspect image {image}"), error)),
-    }
+/// How many lines of build output a failed build reports.
+const BUILD_LOG_LINES: usize = 30;
 
-    pull_image(client, image).await?;
-    let inspected = docker
-        .inspect_image(image)
-        .await
-        .map_err(|error| client.error(&format!("inspect image {image}"), error))?;
-    Ok(inspected.id.unwrap_or_else(|| image.to_string()))
+/// When to pull an image from its registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Pull only when the daemon does not have the image.
+    #[default]
+    Missing,
+    /// Pull every time, so a moving tag is followed.
+    Always,
+    /// Never pull; a missing image is an error.
+    Never,
 }
 
-async fn pull_image(client: &DockerClient, image: &str) -> ProviderResult<()> {
+impl PullPolicy {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "missing" => Some(PullPolicy::Missing),
+            "always" => Some(PullPolicy::Always),
+            "never" => Some(PullPolicy::Never),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Missing => "missing",
+            PullPolicy::Always => "always",
+            PullPolicy::Never => "never",
+        }
+    }
+}
+
+/// Makes `image` available on the daemon as `policy` says.
+pub async fn ensure_image(
+    client: &DockerClient,
+    image: &str,
+    policy: PullPolicy,
+) -> ProviderResult<()> {
+    let docker = client.docker().await?;
+    if policy != PullPolicy::Always {
+        match docker.inspect_image(image).await {
+            Ok(_) => {
+                debug!(image, "image is present locally");
+                return Ok(());
+            }
+            Err(error) if is_not_found(&error) => {}
+            Err(error) => return Err(client.error(&format!("inspect image {image}"), error)),
+        }
+    }
+    if policy == PullPolicy::Never {
+        return Err(ProviderError::ImageNotFound {
+            image: image.to_string(),
+            detail: format!(
+                "the daemon at {} does not have it, and the pull policy is never",
+                client.endpoint()
+            ),
+            hint: "Build or load the image first, or pass -b --pull=missing to let mngr pull it"
+                .to_string(),
+        });
+    }
+    pull_image(client, image, policy).await
+}
+
+/// Builds the image `tag` from `dockerfile` with `context_dir` as the build
+/// context, streaming the build output as progress.
+pub async fn build_image(
+    client: &DockerClient,
+    dockerfile: &Path,
+    context_dir: &Path,
+    tag: &str,
+    labels: &HashMap<String, String>,
+) -> ProviderResult<()> {
+    let docker = client.docker().await?;
+    let dockerfile_text = dockerfile.display().to_string();
+    let (archive, dockerfile_in_context) =
+        build_context_archive(dockerfile, context_dir).map_err(|detail| {
+            ProviderError::ImageBuildFailed {
+                dockerfile: dockerfile_text.clone(),
+                detail,
+                log_tail: String::new(),
+            }
+        })?;
+    info!(target: PROGRESS_TARGET, "Building image {tag} from {dockerfile_text}");
+
+    let options = bollard::query_parameters::BuildImageOptionsBuilder::default()
+        .dockerfile(&dockerfile_in_context)
+        .t(tag)
+        .labels(labels)
+        .rm(true)
+        .forcerm(true)
+        .build();
+    let mut output = docker.build_image(options, None, Some(bollard::body_full(archive.into())));
+    let mut log: VecDeque<String> = VecDeque::new();
+    let mut remember = |line: &str| {
+        if log.len() == BUILD_LOG_LINES {
+            log.pop_front();
+        }
+        log.push_back(line.to_string());
+    };
+    while let Some(item) = output.next().await {
+        let failure = match item {
+            Ok(update) => {
+                if let Some(text) = update.stream.as_deref() {
+                    for line in text.lines().filter(|line| !line.trim().is_empty()) {
+                        info!(target: PROGRESS_TARGET, "Building image: {}", line.trim());
+                        remember(line);
+                    }
+                }
+                update.error_detail.and_then(|detail| detail.message)
+            }
+            Err(bollard::errors::Error::DockerStreamError { error }) => Some(error),
+            Err(error) => return Err(client.error(&format!("build image {tag}"), error)),
+        };
+        if let Some(detail) = failure {
+            return Err(ProviderError::ImageBuildFailed {
+                dockerfile: dockerfile_text,
+                detail,
+                log_tail: log.iter().cloned().collect::<Vec<_>>().join("\n"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The build context as a tar archive, and the Dockerfile's path inside it.
+/// A Dockerfile outside the context is added under a name of its own.
+fn build_context_archive(
+    dockerfile: &Path,
+    context_dir: &Path,
+) -> Result<(Vec<u8>, String), String> {
+    let context = context_dir.canonicalize().map_err(|error| {
+        format!(
+            "the build context {} cannot be read: {error}",
+            context_dir.display()
+        )
+    })?;
+    if !context.is_dir() {
+        return Err(format!(
+            "the build context {} is not a directory",
+            context_dir.display()
+        ));
+    }
+    let dockerfile = dockerfile.canonicalize().map_err(|error| {
+        format!(
+            "the Dockerfile {} cannot be read: {error}",
+            dockerfile.display()
+        )
+    })?;
+
+    let mut builder = tar::Builder::new(Vec::new());
+    // Links are archived as links, so a context cannot pull in files from
+    // outside itself.
+    builder.follow_symlinks(false);
+    builder.append_dir_all(".", &context).map_err(|error| {
+        format!(
+            "archiving the build context {} failed: {error}",
+            context.display()
+        )
+    })?;
+    let dockerfile_in_context = match dockerfile.strip_prefix(&context) {
+        Ok(relative) => relative.display().to_string(),
+        Err(_) => {
+            let name = ".mngr-dockerfile";
+            builder
+                .append_path_with_name(&dockerfile, name)
+                .map_err(|error| {
+                    format!(
+                        "adding {} to the build context failed: {error}",
+                        dockerfile.display()
+                    )
+                })?;
+            name.to_string()
+        }
+    };
+    let archive = builder
+        .into_inner()
+        .map_err(|error| format!("archiving the build context failed: {error}"))?;
+    Ok((archive, dockerfile_in_context))
+}
+
+async fn pull_image(client: &DockerClient, image: &str, policy: PullPolicy) -> ProviderResult<()> {
     let docker = client.docker().await?;
     let (from_image, tag) = split_reference(image);
     let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
@@ -52,9 +218,13 @@ async fn pull_image(client: &DockerClient, image: &str) -> ProviderResult<()> {
             Err(error) => {
                 return Err(ProviderError::ImageNotFound {
                     image: image.to_string(),
-                    detail: format!("pulling it from {} failed: {}", client.endpoint(), error_text(&error)),
-                    hint: "mngr pulls an image only when the daemon does not have it. Check the name, \
-                           make the registry reachable, or build the image locally first \
+                    detail: format!(
+                        "pulling it through the daemon at {} failed (pull policy {}): {}",
+                        client.endpoint(),
+                        policy.as_str(),
+                        error_text(&error)
+                    ),
+                    hint: "Check the name, make the registry reachable, or build the image locally first \
                            (`cargo xtask base-image` builds mngr-base:bookworm from Debian's packages)"
                         .to_string(),
                 });

@@ -36,6 +36,14 @@ pub fn build_container_labels(
     labels
 }
 
+/// Labels for an image mngr builds for a host, so it can be traced back to
+/// its store.
+pub fn build_image_labels(store_id: &str) -> HashMap<String, String> {
+    let mut labels = extra_labels_from_env();
+    labels.insert(STORE_LABEL.to_string(), store_id.to_string());
+    labels
+}
+
 /// The label filter that selects exactly one provider instance's containers.
 pub fn provider_filter(
     provider: &ProviderInstanceName,

@@ -11,7 +11,7 @@ pub mod client;
 pub mod config;
 mod discovery;
 mod exec;
-mod image;
+pub mod image;
 pub mod instance;
 pub mod labels;
 mod lifecycle;

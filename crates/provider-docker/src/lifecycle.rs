@@ -13,14 +13,15 @@ use provider_api::{
     ProviderError, ProviderResult, PROGRESS_TARGET,
 };
 use std::collections::HashMap;
+use std::path::Path;
 use time::OffsetDateTime;
 use tracing::{info, warn, Instrument};
 
 use crate::build_args::{parse_build_args, parse_port_spec};
 use crate::client::{is_conflict, is_not_found};
-use crate::image::ensure_image;
+use crate::image::{build_image, ensure_image, PullPolicy};
 use crate::instance::{DockerProviderInstance, ProviderKeys};
-use crate::labels::build_container_labels;
+use crate::labels::{build_container_labels, build_image_labels};
 
 /// PID 1 of every host: waits until SIGTERM and then exits cleanly, whatever
 /// the image's own entrypoint would have done.
@@ -35,16 +36,23 @@ impl DockerProviderInstance {
         let host_id = HostId::generate();
         let span = tracing::info_span!("create_host", %host_id, host_name = %request.name);
         async {
-            let config = parse_build_args(&request.build_args, &self.config)?;
-            let image = config
-                .image
-                .clone()
-                .unwrap_or_else(|| self.config.default_image().to_string());
+            let build_args = parse_build_args(&request.build_args, &self.config)?;
+            let config = build_args.config;
+            let image = match &config.dockerfile {
+                Some(_) => build_image_tag(&host_id),
+                None => config
+                    .image
+                    .clone()
+                    .unwrap_or_else(|| self.config.default_image().to_string()),
+            };
             self.check_name_free(&request).await?;
             let keys = self.load_keys()?;
             let mut record = self.initial_record(&host_id, &request, &config, &image);
 
-            match self.build_host(&mut record, &config, &image, &keys).await {
+            match self
+                .build_host(&mut record, &config, &image, build_args.pull, &keys)
+                .await
+            {
                 Ok(host) => Ok(host),
                 // A clash found by the daemon changes nothing, like one found by the store.
                 Err(error @ ProviderError::NameInUse { .. }) => Err(error),
@@ -105,9 +113,21 @@ impl DockerProviderInstance {
         record: &mut HostRecord,
         config: &ContainerConfig,
         image: &str,
+        pull: PullPolicy,
         keys: &ProviderKeys,
     ) -> ProviderResult<Host> {
-        ensure_image(&self.client, image).await?;
+        match &config.dockerfile {
+            Some(dockerfile) => {
+                let dockerfile = Path::new(dockerfile);
+                let context_dir = match &config.context_dir {
+                    Some(context_dir) => Path::new(context_dir),
+                    None => dockerfile.parent().unwrap_or(Path::new("/")),
+                };
+                let labels = build_image_labels(&self.store_id()?);
+                build_image(&self.client, dockerfile, context_dir, image, &labels).await?;
+            }
+            None => ensure_image(&self.client, image, pull).await?,
+        }
 
         let container_id = self.create_container(record, config, image).await?;
         record.container_id = Some(container_id.clone());
@@ -265,6 +285,14 @@ impl DockerProviderInstance {
                 info!(target: PROGRESS_TARGET, "Removing container");
                 self.remove_container(&container_id).await?;
             }
+            if host
+                .record
+                .config
+                .as_ref()
+                .is_some_and(|config| config.dockerfile.is_some())
+            {
+                self.remove_build_image(host_id).await;
+            }
             if delete_snapshots {
                 for snapshot in &host.record.certified_host_data.snapshots {
                     info!(target: PROGRESS_TARGET, "Deleting snapshot {}", snapshot.name);
@@ -287,6 +315,36 @@ impl DockerProviderInstance {
         }
         .instrument(span)
         .await
+    }
+}
+
+/// The tag of the image built for a host from its Dockerfile.
+pub(crate) fn build_image_tag(host_id: &HostId) -> String {
+    format!("mngr-build:{host_id}")
+}
+
+impl DockerProviderInstance {
+    /// Removes the tag of the image built for the host; the image itself goes
+    /// with it unless another tag or container still uses it.
+    async fn remove_build_image(&self, host_id: &HostId) {
+        let Ok(docker) = self.client.docker().await else {
+            return;
+        };
+        let tag = build_image_tag(host_id);
+        match docker
+            .remove_image(
+                &tag,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(error) if is_not_found(&error) || is_conflict(&error) => {}
+            Err(error) => {
+                warn!(%host_id, image = tag, %error, "failed to remove the host's built image")
+            }
+        }
     }
 }
 

@@ -30,6 +30,7 @@ fn sample_agent(name: &str, created_at: OffsetDateTime) -> AgentData {
         name: AgentName::new(name).unwrap(),
         command: vec!["claude".into()],
         work_dir: "/code".into(),
+        env_keys: Vec::new(),
         created_at,
         extra: serde_json::Map::new(),
     }

@@ -14,10 +14,13 @@ use ssh_utils::host_setup::shell_quote;
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
-use crate::agents::{find_agent, tmux_start_command, work_dir_for};
+use crate::agents::{
+    env_file_contents, find_agent, tmux_start_command, work_dir_for, write_env_file_command,
+};
 use crate::progress::Progress;
 use crate::project::ProjectFiles;
 use crate::providers::{Providers, DEFAULT_INSTANCE};
+use crate::tags::parse_tags;
 
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
@@ -46,6 +49,19 @@ pub struct CreateArgs {
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_timeout: Option<u64>,
 
+    /// An environment variable for the agent's process as KEY=VALUE; repeat for more.
+    /// The value is written to a private file on the host and never logged.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Pass this variable's value from mngr's own environment to the agent; repeat for more.
+    #[arg(long = "pass-env", value_name = "KEY")]
+    pub pass_env: Vec<String>,
+
+    /// A tag for the host as KEY=VALUE; repeat for more.
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+
     /// Which activity keeps the host running: io, user, agent, ssh, create, boot, run, custom or disabled
     /// (default: the provider's default_idle_mode, io).
     #[arg(long, value_name = "MODE")]
@@ -69,6 +85,8 @@ pub async fn run(args: CreateArgs, progress: &Progress) -> anyhow::Result<ExitCo
         );
     }
 
+    let environment = agent_environment(&args.env, &args.pass_env)?;
+
     let project = if args.no_copy {
         None
     } else {
@@ -81,6 +99,7 @@ pub async fn run(args: CreateArgs, progress: &Progress) -> anyhow::Result<ExitCo
     request.build_args = args.build_args;
     request.idle_timeout = args.idle_timeout.map(Duration::from_secs);
     request.idle_mode = args.idle_mode;
+    request.tags = parse_tags(&args.tags)?;
     let host = instance.create_host(request).await?;
 
     let agent = AgentData {
@@ -88,10 +107,11 @@ pub async fn run(args: CreateArgs, progress: &Progress) -> anyhow::Result<ExitCo
         name: agent_name.clone(),
         command: args.command,
         work_dir: work_dir_for(&agent_name),
+        env_keys: environment.iter().map(|(key, _)| key.clone()).collect(),
         created_at: OffsetDateTime::now_utc(),
         extra: serde_json::Map::new(),
     };
-    if let Err(error) = start_agent(instance, &host, &agent, project.as_ref()).await {
+    if let Err(error) = start_agent(instance, &host, &agent, &environment, project.as_ref()).await {
         warn!(host_id = %host.id(), %error, "starting the agent failed; destroying its host");
         if let Err(destroy_error) = instance.destroy_host(host.id(), false).await {
             warn!(host_id = %host.id(), error = %destroy_error, "failed to destroy the host of a failed agent");
@@ -111,9 +131,17 @@ async fn start_agent(
     instance: &dyn ProviderInstance,
     host: &Host,
     agent: &AgentData,
+    environment: &[(String, String)],
     project: Option<&ProjectFiles>,
 ) -> anyhow::Result<()> {
     let connector = instance.get_connector(host.id()).await?;
+    if !environment.is_empty() {
+        let contents = env_file_contents(environment);
+        let output = connector
+            .run_with_stdin(&write_env_file_command(agent), contents.as_bytes())
+            .await?;
+        check_remote("write the agent's environment file", &output)?;
+    }
     let work_dir = shell_quote(&agent.work_dir);
 
     match project {
@@ -175,6 +203,41 @@ async fn copy_project(
         }),
         Err(_) => bail!("archiving the project panicked"),
     }
+}
+
+/// The agent's environment from `--env KEY=VALUE` and `--pass-env KEY`, in
+/// the order given.
+fn agent_environment(env: &[String], pass_env: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut variables: Vec<(String, String)> = Vec::new();
+    let mut set = |key: &str, value: String| -> anyhow::Result<()> {
+        let mut chars = key.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            bail!("invalid environment variable name {key:?}: use ASCII letters, digits and '_', not starting with a digit");
+        }
+        variables.retain(|(existing, _)| existing != key);
+        variables.push((key.to_string(), value));
+        Ok(())
+    };
+    for token in env {
+        let Some((key, value)) = token.split_once('=') else {
+            bail!("invalid --env {token:?}: expected KEY=VALUE");
+        };
+        set(key, value.to_string())?;
+    }
+    for key in pass_env {
+        let Some(value) = std::env::var_os(key) else {
+            bail!("--pass-env {key}: the variable is not set in mngr's environment");
+        };
+        let Some(value) = value.to_str() else {
+            bail!("--pass-env {key}: the value is not valid UTF-8");
+        };
+        set(key, value.to_string())?;
+    }
+    Ok(variables)
 }
 
 fn check_remote(action: &str, output: &ssh_utils::CommandOutput) -> anyhow::Result<()> {

@@ -8,7 +8,7 @@ use provider_api::{AgentData, Host, HostState, ProviderInstance, StopReason};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 
-use crate::output::format_table;
+use crate::output::{describe_error, format_table};
 use crate::providers::Providers;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,11 +36,23 @@ struct Row {
 
 pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
     let providers = Providers::load()?;
-    let listings = join_all(providers.all().map(list_instance)).await;
+    let listings = join_all(providers.all().map(|instance| async move {
+        (instance.name().to_string(), list_instance(instance).await)
+    }))
+    .await;
 
+    // One unreachable daemon must not hide the hosts of the others, so its
+    // error is reported after the listing and turns the exit code non-zero.
     let mut rows = Vec::new();
-    for listing in listings {
-        rows.extend(listing?);
+    let mut failures = Vec::new();
+    for (instance_name, listing) in listings {
+        match listing {
+            Ok(instance_rows) => rows.extend(instance_rows),
+            Err(error) => failures.push(format!(
+                "provider {instance_name}: {}",
+                describe_error(&error)
+            )),
+        }
     }
     if !args.all {
         rows.retain(|row| row.host.state != HostState::Destroyed);
@@ -67,7 +79,14 @@ pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    for failure in &failures {
+        eprintln!("mngr: {failure}");
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn list_instance(instance: &dyn ProviderInstance) -> anyhow::Result<Vec<Row>> {
