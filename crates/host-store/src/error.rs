@@ -158,6 +158,7 @@ mod tests {
         let aborted: UpdateError<ProviderError> = UpdateError::Aborted(ProviderError::NameInUse {
             name: "a".into(),
             holder: "b".into(),
+            hint: "c".into(),
         });
         assert!(matches!(
             ProviderError::from(aborted),

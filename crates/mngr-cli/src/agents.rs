@@ -66,6 +66,28 @@ pub async fn find_agent<'a>(
     );
 }
 
+/// The agent of a running host, or an error that says why there is none and
+/// what to do; `action` completes "agent NAME cannot ...".
+pub fn require_running_agent(
+    found: &FoundAgent<'_>,
+    name: &str,
+    action: &str,
+) -> anyhow::Result<AgentData> {
+    if found.host.state != HostState::Running {
+        bail!(
+            "agent {name} cannot {action}: its host is {}; {}",
+            found.host.state,
+            not_running_hint(&found.host)
+        );
+    }
+    match &found.agent {
+        Some(agent) => Ok(agent.clone()),
+        None => bail!(
+            "host {name} runs but has no agent: its `mngr create` did not finish; remove it with `mngr destroy {name}` and create it again"
+        ),
+    }
+}
+
 /// What to do about a host that is not running.
 pub fn not_running_hint(host: &Host) -> String {
     let name = host.name();
@@ -160,8 +182,11 @@ pub fn command_line(words: &[String]) -> String {
 }
 
 /// `command` run in `work_dir`.
+///
+/// The `cd` is its own statement, so a command with a top-level `&` or `;`
+/// runs entirely in the work directory.
 pub fn in_work_dir(work_dir: &str, command: &str) -> String {
-    format!("cd {} && {command}", shell_quote(work_dir))
+    format!("cd {} || exit 1\n{command}", shell_quote(work_dir))
 }
 
 #[cfg(test)]

@@ -61,6 +61,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, which turns `mngr list | head` into a panic on the
+    // next print. Restoring the default makes mngr end quietly like other
+    // Unix tools when its reader goes away.
+    // SAFETY: called first in main, before any thread starts, with a valid
+    // signal number and the default disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+
     let cli = Cli::parse();
     let progress = progress::init(cli.verbose);
 

@@ -82,6 +82,7 @@ pub fn init(verbosity: u8) -> Progress {
     let log_layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(verbosity >= 2)
+        .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .with_filter(filter);
     let spinner_layer = show_spinner.then(|| {

@@ -24,8 +24,7 @@ pub struct Providers {
 
 impl Providers {
     pub fn load() -> anyhow::Result<Self> {
-        let context = MngrContext::from_env()
-            .ok_or_else(|| anyhow!("neither MNGR_HOME nor HOME is set; set MNGR_HOME to the directory for mngr's state"))?;
+        let context = MngrContext::from_env().map_err(|message| anyhow!(message))?;
         let tables = read_provider_tables(&context)?;
 
         let mut instances = BTreeMap::new();

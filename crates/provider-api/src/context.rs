@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::ids::ProviderInstanceName;
+
 /// The mngr home directory and the active profile.
 ///
 /// Provider instances keep their records under
@@ -17,18 +19,32 @@ impl MngrContext {
 
     /// Reads `$MNGR_HOME` (default `~/.mngr`) and `$MNGR_PROFILE` (default `default`).
     ///
-    /// Returns `None` only when neither `$MNGR_HOME` nor `$HOME` is set.
-    pub fn from_env() -> Option<Self> {
+    /// Rejects a relative `MNGR_HOME`, a home that cannot be found, and a
+    /// profile that is not a plain name, because each would put mngr's state
+    /// somewhere the user did not mean.
+    pub fn from_env() -> Result<Self, String> {
         let mngr_home = match std::env::var_os("MNGR_HOME").filter(|value| !value.is_empty()) {
             Some(home) => PathBuf::from(home),
-            None => PathBuf::from(std::env::var_os("HOME").filter(|value| !value.is_empty())?)
-                .join(".mngr"),
+            None => match std::env::var_os("HOME").filter(|value| !value.is_empty()) {
+                Some(home) => PathBuf::from(home).join(".mngr"),
+                None => return Err("neither MNGR_HOME nor HOME is set; set MNGR_HOME to an absolute directory for mngr's state".to_string()),
+            },
         };
+        if !mngr_home.is_absolute() {
+            return Err(format!(
+                "MNGR_HOME must be an absolute path, found {:?}; for example MNGR_HOME=\"$PWD/{}\"",
+                mngr_home.display().to_string(),
+                mngr_home.display()
+            ));
+        }
         let profile = std::env::var("MNGR_PROFILE")
             .ok()
             .filter(|value| !value.is_empty())
             .unwrap_or_else(|| Self::DEFAULT_PROFILE.to_string());
-        Some(Self { mngr_home, profile })
+        if let Err(error) = ProviderInstanceName::new(profile.as_str()) {
+            return Err(format!("invalid MNGR_PROFILE {profile:?}: {}", error.rule));
+        }
+        Ok(Self { mngr_home, profile })
     }
 
     pub fn profile_dir(&self) -> PathBuf {

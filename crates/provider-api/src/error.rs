@@ -29,10 +29,20 @@ pub enum ProviderError {
         close_matches: Vec<String>,
     },
 
-    #[error(
-        "the name {name:?} is already in use by {holder}; choose another name, or remove the old one first (`mngr destroy {name}` for a mngr host)"
-    )]
-    NameInUse { name: String, holder: String },
+    #[error("the name {name:?} is already in use by {holder}; {hint}")]
+    NameInUse {
+        name: String,
+        holder: String,
+        hint: String,
+    },
+
+    #[error("snapshot {reference:?} of host {host} not found; {available}")]
+    SnapshotNotFound {
+        host: String,
+        reference: String,
+        /// The host's snapshots, or a note that it has none.
+        available: String,
+    },
 
     #[error(
         "cannot connect to the Docker daemon at {endpoint}: {detail}. Start Docker there, or point DOCKER_HOST (or the provider's `host` setting) at a running daemon"

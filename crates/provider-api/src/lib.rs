@@ -22,7 +22,7 @@ pub use instance::{
 };
 pub use records::{
     ActivitySource, AgentData, CertifiedHostData, ContainerConfig, HostRecord, HostResources,
-    HostState, IdleMode, SnapshotRecord, StopReason,
+    HostState, IdleMode, SnapshotRecord, StopReason, MAX_IDLE_TIMEOUT_SECONDS,
 };
 
 /// The `tracing` target for progress messages of long steps (image pull,

@@ -310,6 +310,10 @@ pub struct CertifiedHostData {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The longest idle timeout mngr accepts: ten years, far below what the
+/// watcher's shell arithmetic can hold.
+pub const MAX_IDLE_TIMEOUT_SECONDS: u64 = 10 * 365 * 24 * 60 * 60;
+
 fn default_idle_timeout_seconds() -> u64 {
     800
 }
@@ -363,6 +367,11 @@ pub struct HostRecord {
     pub config: Option<ContainerConfig>,
     #[serde(default)]
     pub container_id: Option<String>,
+    /// The process id of the `mngr create` that is still setting the host up;
+    /// cleared when setup finishes. A record whose creator is gone is an
+    /// interrupted creation.
+    #[serde(default)]
+    pub creating_pid: Option<u32>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -376,6 +385,7 @@ impl HostRecord {
             ssh_host_public_key: None,
             config: None,
             container_id: None,
+            creating_pid: None,
             extra: serde_json::Map::new(),
         }
     }

@@ -147,17 +147,40 @@ fn parse_positive(value: &str) -> Result<f64, String> {
     }
 }
 
-fn check_image_reference(value: &str) -> Result<(), String> {
+pub(crate) fn check_image_reference(value: &str) -> Result<(), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "._-/:@".contains(c);
     if value.starts_with('-') || !value.chars().all(allowed) {
         return Err(format!(
             "{value:?} is not an image reference such as debian:bookworm-slim or registry:5000/team/image:tag"
         ));
     }
+    // Docker requires the repository part (everything before the tag or
+    // digest) to be lowercase; the daemon would reject it only after mngr
+    // had started creating the host.
+    let without_digest = value.split('@').next().unwrap_or(value);
+    let last_slash = without_digest.rfind('/').map_or(0, |index| index + 1);
+    let repository = match without_digest[last_slash..].rfind(':') {
+        Some(colon) => &without_digest[..last_slash + colon],
+        None => without_digest,
+    };
+    let repository_path = repository
+        .split_once('/')
+        .map_or(repository, |(registry, path)| {
+            if registry.contains(['.', ':']) || registry == "localhost" {
+                path
+            } else {
+                repository
+            }
+        });
+    if repository_path.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(format!(
+            "{value:?} is not an image reference: the repository name must be lowercase"
+        ));
+    }
     Ok(())
 }
 
-fn check_network_name(value: &str) -> Result<(), String> {
+pub(crate) fn check_network_name(value: &str) -> Result<(), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
     if !value.chars().all(allowed) {
         return Err(format!("{value:?} is not a Docker network name"));
@@ -182,6 +205,11 @@ fn check_volume_spec(value: &str) -> Result<(), String> {
         if !matches!(mode, "ro" | "rw") {
             return Err(format!("the mode {mode:?} must be ro or rw"));
         }
+    }
+    // Docker creates a missing bind source as an empty root-owned directory,
+    // which hides a typo; a volume name (no leading `/`) is created on purpose.
+    if source.starts_with('/') && !Path::new(source).exists() {
+        return Err(format!("the host path {source:?} does not exist"));
     }
     Ok(())
 }
@@ -257,7 +285,7 @@ mod tests {
             "--memory=2",
             "--gpu=all",
             "--network=mynet",
-            "--volume=/src:/dst:ro",
+            "--volume=/tmp:/dst:ro",
             "--volume=cache:/cache",
             "--port=8080:80",
             "--port=127.0.0.1:5353:53/udp",
@@ -268,7 +296,7 @@ mod tests {
         assert_eq!(config.memory, 2.0);
         assert_eq!(config.gpu.as_deref(), Some("all"));
         assert_eq!(config.network.as_deref(), Some("mynet"));
-        assert_eq!(config.volumes, vec!["/src:/dst:ro", "cache:/cache"]);
+        assert_eq!(config.volumes, vec!["/tmp:/dst:ro", "cache:/cache"]);
         assert_eq!(config.ports, vec!["8080:80", "127.0.0.1:5353:53/udp"]);
     }
 
@@ -289,6 +317,8 @@ mod tests {
             "--volume=/src",
             "--volume=/src:relative",
             "--volume=/src:/dst:rx",
+            "--volume=/no/such/mngr/path:/dst",
+            "--image=Upper/Case:tag",
             "--port=80",
             "--port=0:80",
             "--port=8080:80/sctp",
@@ -361,6 +391,15 @@ mod tests {
             PullPolicy::Never
         );
         assert!(parse_with_pull(&["--pull=sometimes"]).is_err());
+    }
+
+    #[test]
+    fn image_tags_may_hold_uppercase() {
+        let config = parse(&["--image=localhost:5000/team/image:Release-1"]).unwrap();
+        assert_eq!(
+            config.image.as_deref(),
+            Some("localhost:5000/team/image:Release-1")
+        );
     }
 
     #[test]

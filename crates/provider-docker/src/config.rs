@@ -4,8 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use provider_api::{ActivitySource, ConfigField, IdleMode, ProviderError, ProviderResult};
+use provider_api::{
+    ActivitySource, ConfigField, IdleMode, ProviderError, ProviderResult, MAX_IDLE_TIMEOUT_SECONDS,
+};
 use serde::{Deserialize, Serialize};
+
+use crate::build_args::{check_image_reference, check_network_name};
 
 /// The image used when neither the build arguments nor the configuration name one.
 pub const DEFAULT_IMAGE: &str = "debian:bookworm-slim";
@@ -108,8 +112,44 @@ impl DockerProviderConfig {
                 "expected a positive number of GiB".into(),
             ));
         }
+        if !(1..=MAX_IDLE_TIMEOUT_SECONDS).contains(&self.default_idle_timeout) {
+            return Err(invalid(
+                "default_idle_timeout",
+                format!(
+                    "expected 1 to {MAX_IDLE_TIMEOUT_SECONDS} seconds, found {}",
+                    self.default_idle_timeout
+                ),
+            ));
+        }
+        if let Some(image) = &self.default_image {
+            check_image_reference(image).map_err(|detail| invalid("default_image", detail))?;
+        }
+        if let Some(network) = &self.network {
+            check_network_name(network).map_err(|detail| invalid("network", detail))?;
+        }
+        for (name, address) in &self.extra_hosts {
+            let name_valid = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c));
+            if !name_valid {
+                return Err(invalid(
+                    "extra_hosts",
+                    format!("{name:?} is not a host name"),
+                ));
+            }
+            if address != "host-gateway" && address.parse::<std::net::IpAddr>().is_err() {
+                return Err(invalid(
+                    "extra_hosts",
+                    format!("{address:?} for {name} is not an IP address (or host-gateway)"),
+                ));
+            }
+        }
         if let Some(host_dir) = &self.host_dir {
-            if !host_dir.starts_with('/') || host_dir.contains(['\n', '\0']) {
+            let plain = host_dir
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
+            if !host_dir.starts_with('/') || !plain {
                 return Err(invalid(
                     "host_dir",
                     format!("expected an absolute path, found {host_dir:?}"),
@@ -189,6 +229,21 @@ mod tests {
         let error = parse("default_cpu = \"two\"").unwrap_err().to_string();
         assert!(error.contains("providers.docker.default_cpu"), "{error}");
         assert!(error.contains("invalid type"), "{error}");
+    }
+
+    #[test]
+    fn values_the_cli_rejects_are_rejected() {
+        for (text, key) in [
+            ("default_idle_timeout = 0", "default_idle_timeout"),
+            ("default_image = \"$(id)\"", "default_image"),
+            ("network = \"$(id)\"", "network"),
+            ("extra_hosts = { \"a b\" = \"1.2.3.4\" }", "extra_hosts"),
+            ("extra_hosts = { db = \"not-an-ip\" }", "extra_hosts"),
+            ("host_dir = \"/tmp/x; touch /pwned\"", "host_dir"),
+        ] {
+            let error = parse(text).unwrap_err().to_string();
+            assert!(error.contains(key), "{text}: {error}");
+        }
     }
 
     #[test]

@@ -189,6 +189,17 @@ impl DockerProviderInstance {
     /// Combines a host record with its container (if any) into the host's
     /// current view, healing the stored SSH port and stop reason on the way.
     async fn resolve(&self, mut record: HostRecord, container: Option<ContainerView>) -> Host {
+        if !record.is_failed() && record.ssh_port.is_none() {
+            if let Some(pid) = record.creating_pid {
+                if process_is_alive(pid) {
+                    return self.host_view(record, HostState::Starting, None);
+                }
+                record.certified_host_data.failure_reason = Some(format!(
+                    "creation was interrupted: the `mngr create` process {pid} ended before the host was set up"
+                ));
+                return self.host_view(record, HostState::Failed, None);
+            }
+        }
         let Some(container) = container else {
             let state = if record.is_failed() {
                 HostState::Failed
@@ -320,6 +331,14 @@ impl DockerProviderInstance {
             serde_json::from_value(serde_json::Value::String(text.trim().to_string())).ok()?;
         Some(reason)
     }
+}
+
+/// Whether a process with this id runs on this machine.
+fn process_is_alive(pid: u32) -> bool {
+    // NOTE: this reads /proc, so on systems without it every creator counts as
+    // alive and an interrupted creation stays STARTING instead of FAILED.
+    let proc_root = std::path::Path::new("/proc");
+    !proc_root.exists() || proc_root.join(pid.to_string()).exists()
 }
 
 /// The contents of the first regular file in a tar archive.

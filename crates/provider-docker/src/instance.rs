@@ -155,6 +155,7 @@ impl DockerProviderInstance {
             return Err(ProviderError::NameInUse {
                 name: new_name.to_string(),
                 holder: format!("host {} of provider {}", holder.host_id(), self.name),
+                hint: "choose another name".to_string(),
             });
         }
         let renamed = self.update_record(host_id, |record| {

@@ -45,6 +45,8 @@ impl DockerProviderInstance {
                     .clone()
                     .unwrap_or_else(|| self.config.default_image().to_string()),
             };
+            // An unreachable daemon fails here, before any record is written.
+            self.client.docker().await?;
             self.check_name_free(&request).await?;
             let keys = self.load_keys()?;
             let mut record = self.initial_record(&host_id, &request, &config, &image);
@@ -66,16 +68,28 @@ impl DockerProviderInstance {
         .await
     }
 
-    /// Rejects a name that a stored host of this instance already has.
+    /// Rejects a name that a stored host of this instance already has. A
+    /// failed host with no container gives its name up: its record is
+    /// removed, so fixing a typo and running the same create again works.
     async fn check_name_free(&self, request: &CreateHostRequest) -> ProviderResult<()> {
         let (records, _corrupt) = self.store.list_all_host_records()?;
-        if let Some(existing) = records
+        for existing in records
             .iter()
-            .find(|record| record.host_name() == &request.name)
+            .filter(|record| record.host_name() == &request.name)
         {
+            let container = self.find_container(existing.host_id()).await?;
+            if existing.is_failed() && container.is_none() {
+                info!(host_id = %existing.host_id(), "replacing the failed host record of {}", request.name);
+                self.store.delete_host_record(existing.host_id())?;
+                continue;
+            }
             return Err(ProviderError::NameInUse {
                 name: request.name.to_string(),
                 holder: format!("host {} of provider {}", existing.host_id(), self.name),
+                hint: format!(
+                    "choose another name, or remove that host first with `mngr destroy {}`",
+                    request.name
+                ),
             });
         }
         Ok(())
@@ -103,6 +117,7 @@ impl DockerProviderInstance {
             .unwrap_or_else(|| self.config.default_activity_sources.clone());
         let mut record = HostRecord::new(data);
         record.config = Some(config.clone());
+        record.creating_pid = Some(std::process::id());
         record
     }
 
@@ -161,6 +176,9 @@ impl DockerProviderInstance {
             Err(error) if is_conflict(&error) => Err(ProviderError::NameInUse {
                 name: record.host_name().to_string(),
                 holder: format!("the existing container {container_name}"),
+                hint: format!(
+                    "choose another name; if {container_name} is left from an earlier host, remove it with `docker rm -f {container_name}`"
+                ),
             }),
             Err(error) => Err(self
                 .client

@@ -22,7 +22,8 @@ impl DockerProviderInstance {
         let span = tracing::info_span!("stop_host", %host_id);
         async {
             let host = self.get_host_impl(&HostRef::Id(host_id.clone())).await?;
-            let Some(container_id) = self.require_container(&host, "stopped")? else {
+            self.require_container(&host, "stopped")?;
+            let Some(container_id) = self.container_id_of(&host).await? else {
                 return Ok(());
             };
             if options.create_snapshot {
@@ -74,7 +75,8 @@ impl DockerProviderInstance {
             if host.state == HostState::Running {
                 return Ok(host);
             }
-            let Some(container_id) = self.require_container(&host, "started")? else {
+            self.require_container(&host, "started")?;
+            let Some(container_id) = self.container_id_of(&host).await? else {
                 return Ok(host);
             };
 
@@ -156,13 +158,13 @@ impl DockerProviderInstance {
         })
     }
 
+    /// The id of the host's container, found by its labels. The record's
+    /// `container_id` is not trusted for this, because removing the wrong
+    /// container would destroy another host.
     pub(crate) async fn container_id_of(&self, host: &Host) -> ProviderResult<Option<String>> {
-        match &host.record.container_id {
-            Some(container_id) => Ok(Some(container_id.clone())),
-            None => Ok(self
-                .find_container(host.id())
-                .await?
-                .map(|container| container.id)),
-        }
+        Ok(self
+            .find_container(host.id())
+            .await?
+            .map(|container| container.id))
     }
 }

@@ -35,6 +35,9 @@ impl DockerProviderInstance {
     ) -> ProviderResult<Host> {
         let docker = self.client.docker().await?;
         info!(target: PROGRESS_TARGET, "Starting container");
+        // A container paused behind mngr's back cannot be started or
+        // exec'd into; one that is not paused makes this a no-op error.
+        let _ = docker.unpause_container(container_id).await;
         match docker.start_container(container_id, None).await {
             Ok(()) => {}
             // 304: the container runs already.
@@ -62,6 +65,7 @@ impl DockerProviderInstance {
             stored.ssh_port = Some(endpoint.port);
             stored.ssh_host_public_key = Some(keys.host.public_key_openssh.clone());
             stored.certified_host_data.stop_reason = None;
+            stored.creating_pid = None;
             stored.certified_host_data.updated_at = OffsetDateTime::now_utc();
         };
         set_endpoint(record);
@@ -127,8 +131,10 @@ impl DockerProviderInstance {
                 host: record.host_name().to_string(),
                 step: "installing packages and starting sshd",
                 detail: format!(
-                    "the setup command exited with {:?}; its last output lines:\n{}",
-                    output.exit_code,
+                    "the setup command exited with {}; its last output lines:\n{}",
+                    output
+                        .exit_code
+                        .map_or_else(|| "no exit code".to_string(), |code| format!("code {code}")),
                     output.tail(LOG_TAIL_LINES)
                 ),
             });

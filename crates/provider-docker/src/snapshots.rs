@@ -51,8 +51,13 @@ impl DockerProviderInstance {
             .any(|snapshot| snapshot.name == label)
         {
             return Err(ProviderError::NameInUse {
-                name: label,
+                name: label.clone(),
                 holder: format!("another snapshot of host {}", host.name()),
+                hint: format!(
+                    "choose another snapshot name, or delete the old one with `mngr snapshot delete {} {}`",
+                    host.name(),
+                    label
+                ),
             });
         }
         warn_about_uncaptured_state(&host.record);
@@ -166,10 +171,10 @@ impl DockerProviderInstance {
                 } else {
                     format!("its snapshots: {}", known.join(", "))
                 };
-                Err(ProviderError::HostNotFound {
-                    provider: self.name.to_string(),
-                    reference: format!("snapshot {reference} of host {}", record.host_name()),
-                    close_matches: vec![listing],
+                Err(ProviderError::SnapshotNotFound {
+                    host: record.host_name().to_string(),
+                    reference: reference.to_string(),
+                    available: listing,
                 })
             }
         }

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use std::num::NonZeroUsize;
+
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::error::SshError;
@@ -112,6 +114,15 @@ impl SshConnector {
 
         // openssh 0.11's builder has no setting for GlobalKnownHostsFile or
         // IdentityAgent, so they go through a client config file of mngr's own.
+        if !target.identity_file.exists() {
+            return Err(SshError::Connect {
+                destination: format!("{destination}:{}", target.port),
+                detail: format!(
+                    "the client key {} does not exist; starting the host again installs a new key",
+                    target.identity_file.display()
+                ),
+            });
+        }
         let config_file = write_client_config(&target)?;
         let mut builder = SessionBuilder::default();
         builder
@@ -121,6 +132,9 @@ impl SshConnector {
             .known_hosts_check(KnownHosts::Strict)
             .user_known_hosts_file(ssh_config_path(&target.known_hosts_file))
             .config_file(&config_file)
+            // A master left behind by a killed mngr exits on its own once its
+            // last session ends.
+            .control_persist(ControlPersist::IdleFor(MASTER_IDLE_SECONDS))
             .connect_timeout(timeout.max(Duration::from_secs(1)));
 
         // ConnectTimeout covers only the TCP connect, so bound the handshake too.
@@ -379,6 +393,12 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Doubles `%`, because ssh expands `%` tokens in IdentityFile and UserKnownHostsFile.
+/// Seconds an idle master connection stays up after its last session.
+const MASTER_IDLE_SECONDS: NonZeroUsize = match NonZeroUsize::new(10) {
+    Some(seconds) => seconds,
+    None => unreachable!(),
+};
+
 /// Settings for the master connection that the builder cannot pass: no
 /// system known_hosts, no agent, no password or keyboard-interactive login.
 const CLIENT_CONFIG: &str = "IdentitiesOnly yes\n\
@@ -393,6 +413,10 @@ fn write_client_config(target: &SshTarget) -> Result<PathBuf, SshError> {
     let path = target.known_hosts_file.with_file_name("ssh_config");
     if std::fs::read(&path).is_ok_and(|existing| existing == CLIENT_CONFIG.as_bytes()) {
         return Ok(path);
+    }
+    if let Some(directory) = path.parent() {
+        std::fs::create_dir_all(directory)
+            .map_err(|source| SshError::io(directory, "create directory", source))?;
     }
     crate::atomic_file::replace(&path, CLIENT_CONFIG.as_bytes(), 0o600)?;
     Ok(path)

@@ -1,12 +1,12 @@
 //! `mngr connect`: attaches the user's terminal to an agent's tmux session.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context as _};
-use provider_api::HostState;
+use anyhow::{bail, Context as _};
 use ssh_utils::host_setup::shell_join;
 
-use crate::agents::{find_agent, not_running_hint};
+use crate::agents::{find_agent, require_running_agent};
 use crate::progress::Progress;
 use crate::providers::Providers;
 
@@ -17,26 +17,16 @@ pub struct ConnectArgs {
 }
 
 pub async fn run(args: ConnectArgs, progress: &Progress) -> anyhow::Result<ExitCode> {
-    let providers = Providers::load()?;
-    let found = find_agent(&providers, &args.name).await?;
-    let agent = found.agent.ok_or_else(|| {
-        anyhow!(
-            "host {} has no agent named {:?}",
-            found.host.id(),
-            args.name
-        )
-    })?;
-    if found.host.state != HostState::Running {
+    if !std::io::stdin().is_terminal() {
         bail!(
-            "agent {} cannot be attached: its host is {}; {}",
-            agent.name,
-            found.host.state,
-            not_running_hint(&found.host)
+            "mngr connect needs a terminal on standard input; to run a command without one, use `mngr exec {} -- COMMAND`",
+            args.name
         );
     }
+    let providers = Providers::load()?;
+    let found = find_agent(&providers, &args.name).await?;
+    let agent = require_running_agent(&found, &args.name, "be attached")?;
 
-    // Opening the connector checks the host key and login before the terminal
-    // is handed over, so failures are reported as mngr errors.
     let connector = found.instance.get_connector(found.host.id()).await?;
     let target = connector.target().clone();
     let _ = connector.close().await;

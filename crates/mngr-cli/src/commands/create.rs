@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use provider_api::{
-    AgentData, AgentId, AgentName, CreateHostRequest, Host, HostName, IdleMode, ProviderInstance,
-    PROGRESS_TARGET,
+    AgentData, AgentId, AgentName, CreateHostRequest, Host, HostName, HostState, IdleMode,
+    ProviderInstance, MAX_IDLE_TIMEOUT_SECONDS, PROGRESS_TARGET,
 };
 use ssh_utils::host_setup::shell_quote;
 use time::OffsetDateTime;
@@ -45,8 +45,8 @@ pub struct CreateArgs {
     #[arg(long)]
     pub no_copy: bool,
 
-    /// Seconds without activity before the host stops itself (default: the provider's default_idle_timeout, 800).
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Seconds without activity before the host stops itself (default: the provider's default_idle_timeout).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=MAX_IDLE_TIMEOUT_SECONDS))]
     pub idle_timeout: Option<u64>,
 
     /// An environment variable for the agent's process as KEY=VALUE; repeat for more.
@@ -63,7 +63,7 @@ pub struct CreateArgs {
     pub tags: Vec<String>,
 
     /// Which activity keeps the host running: io, user, agent, ssh, create, boot, run, custom or disabled
-    /// (default: the provider's default_idle_mode, io).
+    /// (default: the provider's default_idle_mode).
     #[arg(long, value_name = "MODE")]
     pub idle_mode: Option<IdleMode>,
 
@@ -77,9 +77,18 @@ pub async fn run(args: CreateArgs, progress: &Progress) -> anyhow::Result<ExitCo
     let providers = Providers::load()?;
     let instance = providers.get(&args.provider)?;
     let agent_name = AgentName::new(args.name.as_str())?;
-    if let Ok(existing) = find_agent(&providers, agent_name.as_str()).await {
+    // A failed host in the target instance is the provider's to judge: it
+    // gives its name up when it has no container left.
+    let existing = find_agent(&providers, agent_name.as_str())
+        .await
+        .ok()
+        .filter(|existing| {
+            !(existing.host.state == HostState::Failed
+                && existing.instance.name().as_str() == args.provider)
+        });
+    if let Some(existing) = existing {
         bail!(
-            "the name {agent_name:?} is already in use by host {} of provider {}; choose another name, or destroy it first with `mngr destroy {agent_name}`",
+            "the name \"{agent_name}\" is already in use by host {} of provider {}; choose another name, or destroy it first with `mngr destroy {agent_name}`",
             existing.host.id(),
             existing.instance.name()
         );

@@ -24,10 +24,18 @@ pub async fn run(args: DestroyArgs, progress: &Progress) -> anyhow::Result<ExitC
         .destroy_host(found.host.id(), args.delete_snapshots)
         .await?;
     progress.finish();
-    println!(
-        "Destroyed agent {} and its host {}.",
-        args.name,
-        found.host.id()
-    );
+    println!("Destroyed agent {} and its host {}.", args.name, found.host.id());
+
+    let kept = &found.host.record.certified_host_data.snapshots;
+    if !args.delete_snapshots && !kept.is_empty() {
+        let ids: Vec<&str> = kept.iter().map(|snapshot| snapshot.id.as_str()).collect();
+        eprintln!(
+            "mngr: kept {} snapshot image(s) of the destroyed host, which mngr no longer lists: {}. \
+             Remove them with `docker rmi {}`, or pass --delete-snapshots next time",
+            kept.len(),
+            ids.join(", "),
+            ids.join(" ")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

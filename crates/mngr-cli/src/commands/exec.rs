@@ -3,10 +3,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail};
-use provider_api::HostState;
+use anyhow::bail;
 
-use crate::agents::{command_line, find_agent, in_work_dir, not_running_hint};
+use crate::agents::{command_line, find_agent, in_work_dir, require_running_agent};
 use crate::progress::Progress;
 use crate::providers::Providers;
 
@@ -24,19 +23,11 @@ pub struct ExecArgs {
 pub async fn run(args: ExecArgs, progress: &Progress) -> anyhow::Result<ExitCode> {
     let providers = Providers::load()?;
     let found = find_agent(&providers, &args.name).await?;
-    let agent = found.agent.ok_or_else(|| {
-        anyhow!(
-            "host {} has no agent named {:?}",
-            found.host.id(),
-            args.name
-        )
-    })?;
-    if found.host.state != HostState::Running {
+    let agent = require_running_agent(&found, &args.name, "run commands")?;
+    if args.command.iter().all(|word| word.trim().is_empty()) {
         bail!(
-            "agent {} cannot run commands: its host is {}; {}",
-            agent.name,
-            found.host.state,
-            not_running_hint(&found.host)
+            "the command is empty; give one after `--`, for example `mngr exec {} -- ls`",
+            args.name
         );
     }
 

@@ -26,7 +26,7 @@ pub async fn run(args: RenameArgs) -> anyhow::Result<ExitCode> {
     let new_name = AgentName::new(args.new_name.as_str())?;
     if let Ok(existing) = find_agent(&providers, new_name.as_str()).await {
         bail!(
-            "the name {new_name:?} is already in use by host {} of provider {}; choose another name",
+            "the name \"{new_name}\" is already in use by host {} of provider {}; choose another name",
             existing.host.id(),
             existing.instance.name()
         );
