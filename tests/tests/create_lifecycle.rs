@@ -108,10 +108,13 @@ fn container_has_labels_entrypoint_and_loopback_port() {
     assert_eq!(labels["com.imbue.mngr.host-id"], host_id.as_str());
     assert_eq!(labels["com.imbue.mngr.host-name"], name.as_str());
     assert_eq!(labels["com.imbue.mngr.provider"], "docker");
-    assert_eq!(
-        inspected["Config"]["Entrypoint"],
-        serde_json::json!(["sh", "-c", "trap 'exit 0' TERM; tail -f /dev/null & wait"])
-    );
+    let entrypoint = inspected["Config"]["Entrypoint"].as_array().unwrap();
+    assert_eq!(entrypoint[0], "sh");
+    assert_eq!(entrypoint[1], "-c");
+    let command = entrypoint[2].as_str().unwrap();
+    assert!(command.starts_with("trap 'exit 0' TERM; "), "{command}");
+    assert!(command.ends_with("tail -f /dev/null & wait"), "{command}");
+    assert!(command.contains("/mngr/boot.sh"), "{command}");
     let bindings = inspected["HostConfig"]["PortBindings"]["22/tcp"]
         .as_array()
         .unwrap();

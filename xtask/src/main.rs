@@ -5,6 +5,7 @@
 //! through `util` so its command line is echoed before it runs.
 
 mod base_image;
+mod bench;
 mod demo;
 mod test;
 mod util;
@@ -22,6 +23,9 @@ commands:
                         missing, build mngr, then run every workspace test
   demo                  build mngr and run create, list, exec and destroy
                         against a Docker host, with a temporary MNGR_HOME
+  bench [--runs N] [--json PATH]
+                        measure every mngr operation next to plain docker
+                        and ssh, print a table and write the figures as JSON
 
 Run `cargo xtask <command> --help` for a command's details.";
 
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
         "base-image" => base_image::command(rest),
         "test" => test::command(rest),
         "demo" => demo::command(rest),
+        "bench" => bench::command(rest),
         "-h" | "--help" | "help" => {
             println!("{HELP}");
             return ExitCode::SUCCESS;

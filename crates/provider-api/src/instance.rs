@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ssh_utils::SshConnector;
+use ssh_utils::{SshConnector, SshTarget};
 
 use crate::error::ProviderResult;
 use crate::ids::{AgentId, HostId, HostName, ProviderInstanceName};
@@ -180,6 +180,11 @@ pub trait ProviderInstance: Send + Sync {
 
     /// Changes the host's logical name; the underlying resource keeps its own name.
     async fn rename_host(&self, host_id: &HostId, new_name: HostName) -> ProviderResult<Host>;
+
+    /// Where and how to reach a running host over SSH, without connecting;
+    /// for callers that run one plain `ssh` process instead of a master
+    /// connection.
+    async fn ssh_target(&self, host_id: &HostId) -> ProviderResult<SshTarget>;
 
     /// Opens (or reuses) an SSH connection to a running host.
     async fn get_connector(&self, host_id: &HostId) -> ProviderResult<SshConnector>;

@@ -33,4 +33,4 @@ pub const PROGRESS_TARGET: &str = "mngr::progress";
 // Re-exported so that backends and the CLI submit and iterate registrations with
 // the same `inventory` version this crate collects with.
 pub use inventory;
-pub use ssh_utils::SshConnector;
+pub use ssh_utils::{SshConnector, SshTarget};

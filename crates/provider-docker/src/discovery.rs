@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
 use futures_util::future::join_all;
-use futures_util::StreamExt;
 use provider_api::{
     CertifiedHostData, Host, HostId, HostRecord, HostRef, HostState, ProviderError, ProviderResult,
     SshEndpoint, StopReason,
@@ -13,6 +12,7 @@ use provider_api::{
 use ssh_utils::host_setup;
 use tracing::{info, warn};
 
+use crate::archive;
 use crate::instance::DockerProviderInstance;
 use crate::labels::{parse_container_labels, provider_filter, HOST_ID_LABEL};
 
@@ -313,23 +313,10 @@ impl DockerProviderInstance {
 
     /// The reason the shutdown script recorded in a stopped container, if any.
     async fn read_stop_reason(&self, container_id: &str) -> Option<StopReason> {
-        let docker = self.client.docker().await.ok()?;
-        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
-            .path(&host_setup::stop_reason_path(self.config.host_dir()))
-            .build();
-        let mut archive = Vec::new();
-        let mut stream = docker.download_from_container(container_id, Some(options));
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(bytes) => archive.extend_from_slice(&bytes),
-                // Absent when the container stopped without the shutdown script.
-                Err(_) => return None,
-            }
-        }
-        let text = first_file_in_tar(&archive)?;
-        let reason: StopReason =
-            serde_json::from_value(serde_json::Value::String(text.trim().to_string())).ok()?;
-        Some(reason)
+        let path = host_setup::stop_reason_path(self.config.host_dir());
+        // Absent when the container stopped without the shutdown script.
+        let text = archive::read_file(&self.client, container_id, &path).await?;
+        serde_json::from_value(serde_json::Value::String(text.trim().to_string())).ok()
     }
 }
 
@@ -339,15 +326,6 @@ fn process_is_alive(pid: u32) -> bool {
     // alive and an interrupted creation stays STARTING instead of FAILED.
     let proc_root = std::path::Path::new("/proc");
     !proc_root.exists() || proc_root.join(pid.to_string()).exists()
-}
-
-/// The contents of the first regular file in a tar archive.
-fn first_file_in_tar(archive: &[u8]) -> Option<String> {
-    let mut reader = tar::Archive::new(archive);
-    let mut entry = reader.entries().ok()?.next()?.ok()?;
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut entry, &mut text).ok()?;
-    Some(text)
 }
 
 /// A stand-in record for a container whose record is missing, built from its labels.

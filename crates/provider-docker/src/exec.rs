@@ -20,12 +20,6 @@ impl ExecOutput {
     pub fn succeeded(&self) -> bool {
         self.exit_code == Some(0)
     }
-
-    /// The last `lines` lines of the output, for error messages.
-    pub fn tail(&self, lines: usize) -> String {
-        let all: Vec<&str> = self.output.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
 }
 
 /// Runs `command` (no shell unless the command is one) as root in `container`

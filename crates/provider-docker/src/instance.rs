@@ -13,9 +13,9 @@ use host_store::HostStore;
 use provider_api::{
     AgentData, AgentId, Capabilities, CreateHostRequest, Host, HostId, HostName, HostRecord,
     HostRef, HostResources, ProviderError, ProviderInstance, ProviderInstanceName, ProviderResult,
-    SnapshotRecord, SshConnector, StopOptions,
+    SnapshotRecord, SshConnector, SshTarget, StopOptions,
 };
-use ssh_utils::{KeyPair, SshTarget};
+use ssh_utils::KeyPair;
 
 use crate::client::DockerClient;
 use crate::config::DockerProviderConfig;
@@ -115,7 +115,7 @@ impl DockerProviderInstance {
         })
     }
 
-    pub(crate) fn ssh_target(&self, host: &str, port: u16) -> SshTarget {
+    pub(crate) fn ssh_target_for(&self, host: &str, port: u16) -> SshTarget {
         SshTarget {
             host: host.to_string(),
             port,
@@ -285,6 +285,18 @@ impl ProviderInstance for DockerProviderInstance {
         self.rename_host_impl(host_id, new_name).await
     }
 
+    async fn ssh_target(&self, host_id: &HostId) -> ProviderResult<SshTarget> {
+        let host = self.get_host_cached(host_id).await?;
+        let Some(endpoint) = host.ssh.clone() else {
+            return Err(ProviderError::HostNotRunning {
+                host: host.name().to_string(),
+                state: host.state,
+                hint: "it has no SSH endpoint; only a running host can be reached".to_string(),
+            });
+        };
+        Ok(self.ssh_target_for(&endpoint.host, endpoint.port))
+    }
+
     async fn get_connector(&self, host_id: &HostId) -> ProviderResult<SshConnector> {
         let host = self.get_host_cached(host_id).await?;
         let Some(endpoint) = host.ssh.clone() else {
@@ -294,7 +306,7 @@ impl ProviderInstance for DockerProviderInstance {
                 hint: "it has no SSH endpoint; only a running host can be reached".to_string(),
             });
         };
-        let target = self.ssh_target(&endpoint.host, endpoint.port);
+        let target = self.ssh_target_for(&endpoint.host, endpoint.port);
         match SshConnector::connect(target, SSH_CONNECT_TIMEOUT).await {
             Ok(connector) => Ok(connector),
             Err(error) => {

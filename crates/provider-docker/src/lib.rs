@@ -5,6 +5,7 @@
 //! Linking this crate registers the backend (see [`backend`]); nothing else
 //! needs to name it.
 
+mod archive;
 pub mod backend;
 pub mod build_args;
 pub mod client;

@@ -17,16 +17,13 @@ use std::path::Path;
 use time::OffsetDateTime;
 use tracing::{info, warn, Instrument};
 
+use ssh_utils::host_setup;
+
 use crate::build_args::{parse_build_args, parse_port_spec};
 use crate::client::{is_conflict, is_not_found};
 use crate::image::{build_image, ensure_image, PullPolicy};
 use crate::instance::{DockerProviderInstance, ProviderKeys};
 use crate::labels::{build_container_labels, build_image_labels};
-
-/// PID 1 of every host: waits until SIGTERM and then exits cleanly, whatever
-/// the image's own entrypoint would have done.
-pub const CONTAINER_ENTRYPOINT: [&str; 3] =
-    ["sh", "-c", "trap 'exit 0' TERM; tail -f /dev/null & wait"];
 
 impl DockerProviderInstance {
     pub(crate) async fn create_host_impl(
@@ -144,10 +141,20 @@ impl DockerProviderInstance {
             None => ensure_image(&self.client, image, pull).await?,
         }
 
-        let container_id = self.create_container(record, config, image).await?;
+        // Stored before the container exists, so a create killed at any later
+        // point leaves a record naming its process, which discovery reports as
+        // an interrupted creation once that process is gone.
+        self.store.write_host_record(record)?;
+        let container_id = match self.create_container(record, config, image).await {
+            Ok(container_id) => container_id,
+            Err(error @ ProviderError::NameInUse { .. }) => {
+                // A clash changes nothing, so the record goes again.
+                self.store.delete_host_record(record.host_id())?;
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
         record.container_id = Some(container_id.clone());
-        // Stored before anything can fail at the daemon, so a host whose
-        // creation is interrupted still has a record that discovery shows.
         self.store.write_host_record(record)?;
 
         let result = self.start_and_set_up(record, &container_id, keys).await;
@@ -229,12 +236,7 @@ impl DockerProviderInstance {
 
         Ok(ContainerCreateBody {
             image: Some(image.to_string()),
-            entrypoint: Some(
-                CONTAINER_ENTRYPOINT
-                    .iter()
-                    .map(|word| word.to_string())
-                    .collect(),
-            ),
+            entrypoint: Some(host_setup::container_entrypoint(self.config.host_dir()).to_vec()),
             cmd: Some(Vec::new()),
             labels: Some(build_container_labels(
                 record.host_id(),

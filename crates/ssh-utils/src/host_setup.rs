@@ -357,70 +357,189 @@ done
     )
 }
 
-/// Builds a command that (re)starts the activity watcher with `settings`, or
-/// only stops a running one when `settings` is `None` (idle mode disabled).
-/// It also installs `/etc/ssh/sshrc`, which marks every SSH login as activity.
-pub fn build_start_activity_watcher_command(
-    host_dir: &str,
-    settings: Option<&ActivityWatcherSettings>,
-) -> String {
-    let activity_dir = activity_dir(host_dir);
-    let pid_file = shell_quote(&format!("{activity_dir}/watcher.pid"));
-    let watcher_path = format!("{activity_dir}/watcher.sh");
-    let mut script = format!(
-        "mkdir -p {dir} {logs}\n\
-         if {running}; then kill \"$(cat {pid_file})\" || true; fi\n\
-         rm -f {pid_file}\n",
-        running =
-            pid_file_names_process(&format!("{activity_dir}/watcher.pid"), "sh", &watcher_path),
-        dir = shell_quote(&activity_dir),
-        logs = shell_quote(&format!("{host_dir}/logs")),
-    );
-    let Some(settings) = settings else {
-        return script;
-    };
-
-    let config = format!(
-        "IDLE_TIMEOUT={timeout}\nACTIVITY_SOURCES={sources}\nCREATED_AT={created}\nCHECK_INTERVAL={interval}\n",
-        timeout = settings.idle_timeout_seconds,
-        sources = shell_quote(&settings.activity_sources.join(" ")),
-        created = settings.created_at_epoch,
-        interval = settings.check_interval_seconds(),
-    );
-    let marker = shell_quote(&format!("{activity_dir}/ssh"));
-    let sshrc = format!(
-        "#!/bin/sh\n# mngr: marks SSH logins as host activity.\ntouch {marker} 2>/dev/null\n"
-    );
-
-    script.push_str(&build_write_file_command(
-        &format!("{activity_dir}/watcher.conf"),
-        &config,
-        "644",
-    ));
-    script.push_str(&build_write_file_command(
-        &watcher_path,
-        &activity_watcher_script(host_dir),
-        "755",
-    ));
-    // An image's own sshrc is left alone; mngr only replaces the one it wrote.
-    script.push_str(&format!(
-        "if [ ! -e /etc/ssh/sshrc ] || grep -q '^# mngr: ' /etc/ssh/sshrc; then\n{}fi\n",
-        build_write_file_command("/etc/ssh/sshrc", &sshrc, "644")
-    ));
-    script.push_str(&format!(
-        "nohup sh {watcher} </dev/null >>{log} 2>&1 &\n",
-        watcher = shell_quote(&watcher_path),
-        log = shell_quote(&format!("{host_dir}/logs/activity_watcher.log")),
-    ));
-    script
-}
-
 /// Builds a command that forgets why the host last stopped, so that a
 /// restarted host is not reported with an old reason.
 pub fn build_clear_stop_reason_command(host_dir: &str) -> String {
     format!(
         "rm -f {}\n",
         shell_quote(&format!("{host_dir}/stop_reason"))
+    )
+}
+
+/// One file mngr places on a host before it boots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFile {
+    /// Absolute path on the host.
+    pub path: String,
+    pub contents: Vec<u8>,
+    pub mode: u32,
+}
+
+impl HostFile {
+    fn new(path: String, contents: impl Into<Vec<u8>>, mode: u32) -> Self {
+        Self {
+            path,
+            contents: contents.into(),
+            mode,
+        }
+    }
+}
+
+/// The files a host needs before its boot script runs: mngr's sshd
+/// configuration and keys, the shutdown script, and the activity watcher.
+/// Placing them as files (for example through a container's archive API)
+/// spares the boot script a process per file.
+pub fn host_files(
+    layout: &SshdLayout,
+    authorized_public_key: &str,
+    host_private_key: &str,
+    host_public_key: &str,
+    watcher: Option<&ActivityWatcherSettings>,
+) -> Vec<HostFile> {
+    let host_dir = &layout.host_dir;
+    let activity_dir = activity_dir(host_dir);
+    let mut files = vec![
+        HostFile::new(layout.config_path(), layout.sshd_config(), 0o600),
+        HostFile::new(
+            layout.host_key_path(),
+            ensure_trailing_newline(host_private_key),
+            0o600,
+        ),
+        HostFile::new(
+            format!("{}.pub", layout.host_key_path()),
+            ensure_trailing_newline(host_public_key),
+            0o644,
+        ),
+        HostFile::new(
+            layout.authorized_keys_path(),
+            ensure_trailing_newline(authorized_public_key),
+            0o600,
+        ),
+        HostFile::new(
+            layout.shutdown_script_path(),
+            shutdown_script(host_dir),
+            0o755,
+        ),
+        HostFile::new(
+            format!("{activity_dir}/watcher.sh"),
+            activity_watcher_script(host_dir),
+            0o755,
+        ),
+        HostFile::new(
+            format!("{activity_dir}/sshrc"),
+            sshrc_script(host_dir),
+            0o644,
+        ),
+    ];
+    let config = match watcher {
+        Some(settings) => format!(
+            "IDLE_TIMEOUT={timeout}\nACTIVITY_SOURCES={sources}\nCREATED_AT={created}\nCHECK_INTERVAL={interval}\n",
+            timeout = settings.idle_timeout_seconds,
+            sources = shell_quote(&settings.activity_sources.join(" ")),
+            created = settings.created_at_epoch,
+            interval = settings.check_interval_seconds(),
+        ),
+        None => "DISABLED=1\n".to_string(),
+    };
+    files.push(HostFile::new(
+        format!("{activity_dir}/watcher.conf"),
+        config,
+        0o644,
+    ));
+    files
+}
+
+/// The sshrc that marks every SSH login as activity.
+fn sshrc_script(host_dir: &str) -> String {
+    let marker = shell_quote(&format!("{}/ssh", activity_dir(host_dir)));
+    format!("#!/bin/sh\n# mngr: marks SSH logins as host activity.\ntouch {marker} 2>/dev/null\n")
+}
+
+/// Builds the boot commands for a host whose files [`host_files`] placed:
+/// install missing packages, tighten the SSH directory for sshd's
+/// StrictModes, forget the last stop reason, install the sshrc, start sshd,
+/// and (re)start the activity watcher unless its settings disable it.
+pub fn build_boot_commands(layout: &SshdLayout) -> String {
+    let host_dir = &layout.host_dir;
+    let activity_dir = activity_dir(host_dir);
+    let watcher_path = format!("{activity_dir}/watcher.sh");
+    let pid_file = shell_quote(&format!("{activity_dir}/watcher.pid"));
+    let config = shell_quote(&format!("{activity_dir}/watcher.conf"));
+    [
+        build_check_and_install_packages_command(),
+        format!(
+            "chmod 755 {host_dir} && chmod 700 {ssh_dir}\n",
+            host_dir = shell_quote(host_dir),
+            ssh_dir = shell_quote(&layout.ssh_dir())
+        ),
+        build_clear_stop_reason_command(host_dir),
+        // An image's own sshrc is left alone; mngr only replaces the one it wrote.
+        format!(
+            "if [ ! -e /etc/ssh/sshrc ] || grep -q '^# mngr: ' /etc/ssh/sshrc; then cp {sshrc} /etc/ssh/sshrc; fi\n",
+            sshrc = shell_quote(&format!("{activity_dir}/sshrc"))
+        ),
+        build_start_sshd_command(layout),
+        format!(
+            "if {running}; then kill \"$(cat {pid_file})\" || true; fi\n\
+             rm -f {pid_file}\n\
+             if ! grep -q '^DISABLED=1' {config}; then\n\
+             \x20 nohup sh {watcher} </dev/null >>{log} 2>&1 &\n\
+             fi\n",
+            running = pid_file_names_process(&format!("{activity_dir}/watcher.pid"), "sh", &watcher_path),
+            watcher = shell_quote(&watcher_path),
+            log = shell_quote(&format!("{host_dir}/logs/activity_watcher.log")),
+        ),
+    ]
+    .join("")
+}
+
+/// Paths of the boot script, its status file and its log under the host directory.
+pub fn boot_script_path(host_dir: &str) -> String {
+    format!("{host_dir}/boot.sh")
+}
+
+pub fn boot_status_path(host_dir: &str) -> String {
+    format!("{host_dir}/boot.status")
+}
+
+pub fn boot_log_path(host_dir: &str) -> String {
+    format!("{host_dir}/logs/boot.log")
+}
+
+/// The container command (PID 1): runs the boot script, if there is one, in
+/// the background, then waits until SIGTERM and exits cleanly, whatever the
+/// image's own entrypoint would have done.
+pub fn container_entrypoint(host_dir: &str) -> [String; 3] {
+    let boot = shell_quote(&boot_script_path(host_dir));
+    let log = shell_quote(&boot_log_path(host_dir));
+    let logs = shell_quote(&format!("{host_dir}/logs"));
+    [
+        "sh".to_string(),
+        "-c".to_string(),
+        format!("trap 'exit 0' TERM; [ -f {boot} ] && mkdir -p {logs} && sh {boot} >>{log} 2>&1 & tail -f /dev/null & wait"),
+    ]
+}
+
+/// The boot script: runs `setup` (the commands of this module, joined) with
+/// `set -e` at every container start and records the outcome in
+/// `boot.status`: `ok`, or `failed` with the log in `logs/boot.log`.
+pub fn boot_script(host_dir: &str, setup: &str) -> String {
+    let status = shell_quote(&boot_status_path(host_dir));
+    format!(
+        "#!/bin/sh
+         # Prepares this mngr host at every container start: packages, sshd, activity watcher.
+         mkdir -p {logs}
+         echo \"$(date '+%Y-%m-%d %H:%M:%S') boot started\"
+         if ( set -e
+{setup}
+); then
+           echo ok > {status}
+         else
+           echo failed > {status}
+           exit 1
+         fi
+",
+        logs = shell_quote(&format!("{host_dir}/logs")),
     )
 }
 
@@ -525,16 +644,43 @@ mod tests {
         assert!(run_sh(&format!("sh -n -c {}", shell_quote(&script)))
             .status
             .success());
+        let boot = build_boot_commands(&SshdLayout::new("/mngr"));
+        assert!(run_sh(&format!("sh -n -c {}", shell_quote(&boot)))
+            .status
+            .success());
+    }
+
+    #[test]
+    fn host_files_carry_watcher_settings() {
         let settings = ActivityWatcherSettings {
             idle_timeout_seconds: 20,
             activity_sources: vec!["ssh".into(), "agent".into()],
             created_at_epoch: 0,
         };
-        let start = build_start_activity_watcher_command("/mngr", Some(&settings));
-        assert!(run_sh(&format!("sh -n -c {}", shell_quote(&start)))
-            .status
-            .success());
-        assert!(start.contains("ssh agent"), "{start}");
+        let layout = SshdLayout::new("/mngr");
+
+        let enabled = host_files(&layout, "client", "private", "public", Some(&settings));
+        let disabled = host_files(&layout, "client", "private", "public", None);
+
+        let config = |files: &[HostFile]| {
+            let file = files
+                .iter()
+                .find(|file| file.path == "/mngr/activity/watcher.conf")
+                .unwrap();
+            String::from_utf8(file.contents.clone()).unwrap()
+        };
+        assert!(
+            config(&enabled).contains("ACTIVITY_SOURCES='ssh agent'"),
+            "{}",
+            config(&enabled)
+        );
+        assert!(config(&enabled).contains("IDLE_TIMEOUT=20"));
+        assert_eq!(config(&disabled), "DISABLED=1\n");
+        let private_key = enabled
+            .iter()
+            .find(|file| file.path == "/mngr/ssh/host_ed25519_key")
+            .unwrap();
+        assert_eq!(private_key.mode, 0o600);
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod keys;
 mod known_hosts;
 mod wait;
 
-pub use connector::{CommandOutput, SshConnector, SshTarget};
+pub use connector::{CommandOutput, SshConnector, SshTarget, KEX_ALGORITHMS};
 pub use error::SshError;
 pub use keys::{
     load_or_create_client_keypair, load_or_create_host_keypair, load_or_create_keypair, KeyPair,

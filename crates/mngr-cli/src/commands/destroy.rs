@@ -24,7 +24,11 @@ pub async fn run(args: DestroyArgs, progress: &Progress) -> anyhow::Result<ExitC
         .destroy_host(found.host.id(), args.delete_snapshots)
         .await?;
     progress.finish();
-    println!("Destroyed agent {} and its host {}.", args.name, found.host.id());
+    println!(
+        "Destroyed agent {} and its host {}.",
+        args.name,
+        found.host.id()
+    );
 
     let kept = &found.host.record.certified_host_data.snapshots;
     if !args.delete_snapshots && !kept.is_empty() {

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 
 use crate::agents::{command_line, find_agent, in_work_dir, require_running_agent};
 use crate::progress::Progress;
@@ -31,15 +31,18 @@ pub async fn run(args: ExecArgs, progress: &Progress) -> anyhow::Result<ExitCode
         );
     }
 
-    let connector = found.instance.get_connector(found.host.id()).await?;
+    // One plain ssh process: a master connection would add a second
+    // process and a round trip for a single command.
+    let target = found.instance.ssh_target(found.host.id()).await?;
     progress.finish();
-    let exit_code = connector
-        .run_inherited(&in_work_dir(&agent.work_dir, &command_line(&args.command)))
-        .await?;
-    let _ = connector.close().await;
+    let remote_command = in_work_dir(&agent.work_dir, &command_line(&args.command));
+    let status = tokio::task::spawn_blocking(move || target.command(&remote_command).status())
+        .await
+        .context("the ssh process could not be waited for")?
+        .context("failed to run ssh; is the OpenSSH client installed?")?;
 
     // Like ssh, report 255 when the remote command ended without an exit code
-    // (killed by a signal or the connection dropped).
-    let code = exit_code.unwrap_or(255);
+    // (killed by a signal or the connection failed).
+    let code = status.code().unwrap_or(255);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }
