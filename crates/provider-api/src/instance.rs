@@ -13,7 +13,7 @@ use crate::records::{
     StopReason,
 };
 
-/// What an instance of a backend can do.
+/// The features an instance of a backend supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
     pub supports_snapshots: bool,
@@ -40,7 +40,7 @@ impl std::fmt::Display for HostRef {
     }
 }
 
-/// Where a host's sshd listens, as seen from the machine running mngr.
+/// The address of a host's sshd, as seen from the machine running mngr.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshEndpoint {
     pub host: String,

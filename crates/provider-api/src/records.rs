@@ -49,7 +49,7 @@ impl fmt::Display for HostState {
     }
 }
 
-/// Why a host stopped.
+/// The reason a host stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StopReason {
@@ -81,7 +81,7 @@ impl fmt::Display for StopReason {
     }
 }
 
-/// Which kinds of activity keep a host from being stopped as idle.
+/// The kinds of activity that keep a host from being stopped as idle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IdleMode {
@@ -403,7 +403,7 @@ impl HostRecord {
     }
 }
 
-/// What mngr persists about an agent so that it can be listed while its host is offline.
+/// The agent data mngr persists, so that an agent can be listed while its host is offline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentData {
     pub id: AgentId,

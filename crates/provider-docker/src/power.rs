@@ -1,5 +1,5 @@
 //! Stopping and starting hosts. Docker keeps a stopped container's
-//! filesystem, so stop and start are native; `start --snapshot` instead
+//! filesystem, so stop and start are native. `start --snapshot` instead
 //! replaces the container with a new one from a committed snapshot image.
 
 use bollard::query_parameters::StopContainerOptionsBuilder;
