@@ -102,6 +102,7 @@ pub fn not_running_hint(host: &Host) -> String {
             "its container is gone; restore it with `mngr start {name} --snapshot SNAPSHOT` or remove it with `mngr destroy {name}`"
         ),
         HostState::Running => "it is running".to_string(),
+        HostState::Unreachable => "its provider's daemon cannot be reached; start Docker there or check the provider's `host` setting".to_string(),
     }
 }
 

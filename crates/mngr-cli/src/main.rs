@@ -54,6 +54,8 @@ enum Command {
     Tag(commands::tag::TagArgs),
     /// Rename an agent and its host.
     Rename(commands::rename::RenameArgs),
+    /// Remove containers and images mngr created but no longer tracks.
+    Gc(commands::gc::GcArgs),
     /// Show the effective configuration.
     Config(commands::config::ConfigArgs),
     /// List the provider backends this mngr was built with.
@@ -109,6 +111,7 @@ async fn run(command: Command, progress: &progress::Progress) -> anyhow::Result<
         Command::Tag(args) => commands::tag::run(args).await,
         Command::Rename(args) => commands::rename::run(args).await,
         Command::Config(args) => commands::config::run(args),
+        Command::Gc(args) => commands::gc::run(args).await,
         Command::Providers(args) => commands::providers::run(args),
     }
 }

@@ -149,6 +149,16 @@ pub trait ProviderInstance: Send + Sync {
 
     async fn list_hosts(&self) -> ProviderResult<Vec<Host>>;
 
+    /// The hosts as the local store knows them, without asking the provider's
+    /// daemon; for listing while it is unreachable. States are
+    /// `UNREACHABLE`, or `FAILED` for failed creations.
+    async fn list_stored_hosts(&self) -> ProviderResult<Vec<Host>>;
+
+    /// Finds what this instance created but no longer tracks (containers
+    /// without a host record, snapshot and built images of hosts that are
+    /// gone) and removes it unless `dry_run`. Returns one line per item.
+    async fn garbage_collect(&self, dry_run: bool) -> ProviderResult<Vec<String>>;
+
     async fn get_host_resources(&self, host_id: &HostId) -> ProviderResult<HostResources>;
 
     async fn create_snapshot(

@@ -28,6 +28,9 @@ pub enum HostState {
     Failed,
     /// The record is left but the container is gone.
     Destroyed,
+    /// The provider's daemon cannot be reached; the record shows what mngr
+    /// last knew.
+    Unreachable,
 }
 
 impl HostState {
@@ -39,6 +42,7 @@ impl HostState {
             HostState::Crashed => "CRASHED",
             HostState::Failed => "FAILED",
             HostState::Destroyed => "DESTROYED",
+            HostState::Unreachable => "UNREACHABLE",
         }
     }
 }

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use host_store::HostStore;
 use provider_api::{
     AgentData, AgentId, Capabilities, CreateHostRequest, Host, HostId, HostName, HostRecord,
-    HostRef, HostResources, ProviderError, ProviderInstance, ProviderInstanceName, ProviderResult,
-    SnapshotRecord, SshConnector, SshTarget, StopOptions,
+    HostRef, HostResources, HostState, ProviderError, ProviderInstance, ProviderInstanceName,
+    ProviderResult, SnapshotRecord, SshConnector, SshTarget, StopOptions,
 };
 use ssh_utils::KeyPair;
 
@@ -221,6 +221,30 @@ impl ProviderInstance for DockerProviderInstance {
 
     async fn list_hosts(&self) -> ProviderResult<Vec<Host>> {
         self.list_hosts_impl().await
+    }
+
+    async fn list_stored_hosts(&self) -> ProviderResult<Vec<Host>> {
+        let (records, _corrupt) = self.store.list_all_host_records()?;
+        Ok(records
+            .into_iter()
+            .map(|record| {
+                let state = if record.is_failed() {
+                    HostState::Failed
+                } else {
+                    HostState::Unreachable
+                };
+                Host {
+                    provider: self.name.clone(),
+                    state,
+                    record,
+                    ssh: None,
+                }
+            })
+            .collect())
+    }
+
+    async fn garbage_collect(&self, dry_run: bool) -> ProviderResult<Vec<String>> {
+        self.garbage_collect_impl(dry_run).await
     }
 
     async fn get_host_resources(&self, host_id: &HostId) -> ProviderResult<HostResources> {

@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 mod discovery;
 mod exec;
+mod gc;
 pub mod image;
 pub mod instance;
 pub mod labels;

@@ -338,9 +338,12 @@ impl DockerProviderInstance {
     }
 }
 
+/// The repository of images built for hosts from their Dockerfiles.
+pub(crate) const BUILD_REPOSITORY: &str = "mngr-build";
+
 /// The tag of the image built for a host from its Dockerfile.
 pub(crate) fn build_image_tag(host_id: &HostId) -> String {
-    format!("mngr-build:{host_id}")
+    format!("{BUILD_REPOSITORY}:{host_id}")
 }
 
 impl DockerProviderInstance {

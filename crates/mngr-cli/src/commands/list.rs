@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use futures_util::future::join_all;
-use provider_api::{AgentData, Host, HostState, ProviderInstance, StopReason};
+use provider_api::{AgentData, Host, HostState, ProviderError, ProviderInstance, StopReason};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 
@@ -45,13 +45,13 @@ pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
     // error is reported after the listing and turns the exit code non-zero.
     let mut rows = Vec::new();
     let mut failures = Vec::new();
-    for (instance_name, listing) in listings {
-        match listing {
-            Ok(instance_rows) => rows.extend(instance_rows),
-            Err(error) => failures.push(format!(
+    for (instance_name, (instance_rows, error)) in listings {
+        rows.extend(instance_rows);
+        if let Some(error) = error {
+            failures.push(format!(
                 "provider {instance_name}: {}",
                 describe_error(&error)
-            )),
+            ));
         }
     }
     if !args.all {
@@ -89,8 +89,27 @@ pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn list_instance(instance: &dyn ProviderInstance) -> anyhow::Result<Vec<Row>> {
-    let hosts = instance.list_hosts().await?;
+/// The rows of one instance. When its daemon cannot be reached, the rows
+/// come from the store (state `UNREACHABLE`) and the error is returned with
+/// them, so the listing still shows what mngr knows.
+async fn list_instance(instance: &dyn ProviderInstance) -> (Vec<Row>, Option<anyhow::Error>) {
+    let (hosts, error) = match instance.list_hosts().await {
+        Ok(hosts) => (hosts, None),
+        Err(error @ ProviderError::DaemonUnreachable { .. }) => {
+            match instance.list_stored_hosts().await {
+                Ok(hosts) => (hosts, Some(anyhow::Error::from(error))),
+                Err(store_error) => return (Vec::new(), Some(store_error.into())),
+            }
+        }
+        Err(error) => return (Vec::new(), Some(error.into())),
+    };
+    match agent_rows(instance, hosts).await {
+        Ok(rows) => (rows, error),
+        Err(agent_error) => (Vec::new(), Some(agent_error)),
+    }
+}
+
+async fn agent_rows(instance: &dyn ProviderInstance, hosts: Vec<Host>) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for host in hosts {
         let agents = instance

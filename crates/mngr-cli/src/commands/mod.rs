@@ -5,6 +5,7 @@ pub mod connect;
 pub mod create;
 pub mod destroy;
 pub mod exec;
+pub mod gc;
 pub mod list;
 pub mod providers;
 pub mod rename;
