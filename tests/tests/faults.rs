@@ -204,3 +204,216 @@ fn destroy_reports_kept_snapshots() {
         "the kept snapshot image is gone"
     );
 }
+
+/// A check that tells whether a `mngr create` has reached a step.
+type StepReached = dyn Fn(&Sandbox) -> bool;
+
+#[test]
+fn create_killed_at_each_step_leaves_no_running_orphan() {
+    let sandbox = Sandbox::new();
+    let image = format!("--image={}", test_image());
+    // Each step is reached when its condition first holds.
+    let steps: [(&str, &StepReached); 3] = [
+        ("record written", &|sandbox: &Sandbox| {
+            !sandbox.host_record_files().is_empty()
+        }),
+        ("container created", &|sandbox: &Sandbox| {
+            !sandbox.containers().is_empty()
+        }),
+        ("container started", &|sandbox: &Sandbox| {
+            let running = docker(&[
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label={TEST_RUN_LABEL}={}", sandbox.run_id),
+            ]);
+            !stdout(&running).trim().is_empty()
+        }),
+    ];
+
+    for (index, (step, reached)) in steps.iter().enumerate() {
+        let name = sandbox.unique_name(&format!("step{index}"));
+        let mut create = sandbox
+            .mngr_command(&["create", &name, "-b", &image, "--no-copy"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !reached(&sandbox) {
+            assert!(Instant::now() < deadline, "step {step} was never reached");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        create.kill().unwrap();
+        let finished = create.wait().unwrap();
+
+        let listed = sandbox.mngr_ok(&["list", "--all", "--format", "json"]);
+        let entries: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+        let entry = entries.iter().find(|entry| entry["name"] == name.as_str());
+        // The create may have finished just before the kill landed.
+        if finished.success() {
+            sandbox.mngr_ok(&["destroy", &name]);
+            continue;
+        }
+        let entry = entry.unwrap_or_else(|| panic!("killed after {step}: the host is not listed"));
+        assert_eq!(entry["state"], "FAILED", "killed after {step}: {entry}");
+        sandbox.mngr_ok(&["destroy", &name]);
+        assert!(
+            sandbox.host_record_files().is_empty(),
+            "killed after {step}: a record is left"
+        );
+        // A create request already on its way to the daemon when mngr died
+        // can still produce a container after the destroy; it never runs,
+        // and gc removes it because it has no record.
+        let running = docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label={TEST_RUN_LABEL}={}", sandbox.run_id),
+        ]);
+        assert!(
+            stdout(&running).trim().is_empty(),
+            "killed after {step}: a container runs"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        sandbox.mngr_ok(&["gc"]);
+        assert!(
+            sandbox.containers().is_empty(),
+            "killed after {step}: gc left a container"
+        );
+    }
+}
+
+#[test]
+fn deleted_keys_are_replaced_on_restart() {
+    let sandbox = Sandbox::new();
+    let name = sandbox.unique_name("nokeys");
+    sandbox.create(&name, &["--no-copy"]);
+    fs::remove_dir_all(sandbox.instance_dir().join("keys")).unwrap();
+
+    let exec = sandbox.mngr(&["exec", &name, "--", "true"]);
+    assert!(!exec.status.success());
+    sandbox.mngr_ok(&["stop", &name]);
+    sandbox.mngr_ok(&["start", &name]);
+    let echo = sandbox.mngr_ok(&["exec", &name, "--", "echo", "new-keys"]);
+
+    assert_eq!(stdout(&echo), "new-keys\n");
+    sandbox.mngr_ok(&["destroy", &name]);
+}
+
+#[test]
+fn renamed_container_is_still_found() {
+    let sandbox = Sandbox::new();
+    let name = sandbox.unique_name("renamedctr");
+    sandbox.create(&name, &["--no-copy"]);
+
+    let renamed = docker(&["rename", &format!("mngr-{name}"), &format!("other-{name}")]);
+    assert!(renamed.status.success(), "{}", describe(&renamed));
+
+    assert_eq!(sandbox.list_entry(&name).unwrap()["state"], "RUNNING");
+    let echo = sandbox.mngr_ok(&["exec", &name, "--", "echo", "found"]);
+    assert_eq!(stdout(&echo), "found\n");
+    sandbox.mngr_ok(&["destroy", &name]);
+    assert!(sandbox.containers().is_empty());
+}
+
+#[test]
+fn unreachable_instance_does_not_hide_others() {
+    let sandbox = Sandbox::new();
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    sandbox.write_config(&format!(
+        "[providers.local]\nbackend = \"docker\"\n\n[providers.gone]\nbackend = \"docker\"\nhost = \"tcp://127.0.0.1:{closed_port}\"\n"
+    ));
+    let name = sandbox.unique_name("reachable");
+    let image = format!("--image={}", test_image());
+    sandbox.mngr_ok(&["create", &name, "--in", "local", "-b", &image, "--no-copy"]);
+
+    let output = sandbox.mngr(&["list", "--format", "json"]);
+
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        listed.iter().any(|entry| entry["name"] == name.as_str()),
+        "{listed:?}"
+    );
+    assert!(
+        stderr(&output).contains("provider gone"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        stderr(&output).contains(&format!("tcp://127.0.0.1:{closed_port}")),
+        "{}",
+        describe(&output)
+    );
+    sandbox.mngr_ok(&["destroy", &name]);
+}
+
+#[test]
+fn create_killed_during_copy_is_failed() {
+    let sandbox = Sandbox::new();
+    let name = sandbox.unique_name("midcopy");
+    let chunk = vec![7_u8; 256 * 1024];
+    for index in 0..200 {
+        fs::write(
+            sandbox.project_dir().join(format!("blob{index:03}.bin")),
+            &chunk,
+        )
+        .unwrap();
+    }
+    let image = format!("--image={}", test_image());
+    let mut create = sandbox
+        .mngr_command(&["create", &name, "-b", &image])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // The agent's data is stored just before the copy starts.
+    let hosts_dir = sandbox.instance_dir().join("hosts");
+    let agent_stored = || {
+        fs::read_dir(&hosts_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.path().is_dir())
+            .flat_map(|entry| fs::read_dir(entry.path()).into_iter().flatten().flatten())
+            .any(|agent| {
+                let file_name = agent.file_name().to_string_lossy().into_owned();
+                file_name.starts_with("agent-") && file_name.ends_with(".json")
+            })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !agent_stored() {
+        assert!(Instant::now() < deadline, "the agent was never stored");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    create.kill().unwrap();
+    let finished = create.wait().unwrap();
+    if finished.success() {
+        sandbox.mngr_ok(&["destroy", &name]);
+        return;
+    }
+
+    let entry = sandbox.list_entry(&name).expect("the agent is listed");
+    assert_eq!(entry["state"], "FAILED", "{entry}");
+    assert!(
+        entry["failure_reason"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted"),
+        "{entry}"
+    );
+    let exec = sandbox.mngr(&["exec", &name, "--", "true"]);
+    assert!(!exec.status.success());
+    assert!(
+        stderr(&exec).contains("not set up completely"),
+        "{}",
+        describe(&exec)
+    );
+    sandbox.mngr_ok(&["destroy", &name]);
+    assert!(sandbox.containers().is_empty());
+}

@@ -66,6 +66,17 @@ pub async fn find_agent<'a>(
     );
 }
 
+/// Whether the `mngr create` that set `agent` up was interrupted: its setup
+/// never finished and its process is gone.
+pub fn agent_setup_interrupted(agent: &AgentData) -> bool {
+    // NOTE: this reads /proc, so where it is missing an unfinished setup
+    // counts as still under way.
+    agent.creating_pid.is_some_and(|pid| {
+        let proc_root = std::path::Path::new("/proc");
+        proc_root.exists() && !proc_root.join(pid.to_string()).exists()
+    })
+}
+
 /// The agent of a running host, or an error that says why there is none and
 /// what to do; `action` completes "agent NAME cannot ...".
 pub fn require_running_agent(
@@ -81,6 +92,9 @@ pub fn require_running_agent(
         );
     }
     match &found.agent {
+        Some(agent) if agent_setup_interrupted(agent) => bail!(
+            "agent {name} was not set up completely: its `mngr create` was interrupted; remove it with `mngr destroy {name}` and create it again"
+        ),
         Some(agent) => Ok(agent.clone()),
         None => bail!(
             "host {name} runs but has no agent: its `mngr create` did not finish; remove it with `mngr destroy {name}` and create it again"

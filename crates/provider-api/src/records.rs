@@ -421,6 +421,10 @@ pub struct AgentData {
     /// values live only in a private file on the host, never in mngr's store.
     #[serde(default)]
     pub env_keys: Vec<String>,
+    /// The process id of the `mngr create` that is still setting the agent
+    /// up (copying the project, starting its session); cleared when done.
+    #[serde(default)]
+    pub creating_pid: Option<u32>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(flatten)]

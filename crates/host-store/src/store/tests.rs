@@ -31,6 +31,7 @@ fn sample_agent(name: &str, created_at: OffsetDateTime) -> AgentData {
         command: vec!["claude".into()],
         work_dir: "/code".into(),
         env_keys: Vec::new(),
+        creating_pid: None,
         created_at,
         extra: serde_json::Map::new(),
     }

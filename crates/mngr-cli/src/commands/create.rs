@@ -117,6 +117,7 @@ pub async fn run(args: CreateArgs, progress: &Progress) -> anyhow::Result<ExitCo
         command: args.command,
         work_dir: work_dir_for(&agent_name),
         env_keys: environment.iter().map(|(key, _)| key.clone()).collect(),
+        creating_pid: Some(std::process::id()),
         created_at: OffsetDateTime::now_utc(),
         extra: serde_json::Map::new(),
     };
@@ -143,6 +144,9 @@ async fn start_agent(
     environment: &[(String, String)],
     project: Option<&ProjectFiles>,
 ) -> anyhow::Result<()> {
+    // Persisted first, so a create killed during the copy leaves an agent
+    // that `mngr list` reports as interrupted.
+    instance.persist_agent_data(host.id(), agent).await?;
     let connector = instance.get_connector(host.id()).await?;
     if !environment.is_empty() {
         let contents = env_file_contents(environment);
@@ -173,7 +177,9 @@ async fn start_agent(
     let output = connector.run(&tmux_start_command(agent)).await?;
     check_remote("start the agent's tmux session", &output)?;
 
-    instance.persist_agent_data(host.id(), agent).await?;
+    let mut finished = agent.clone();
+    finished.creating_pid = None;
+    instance.persist_agent_data(host.id(), &finished).await?;
     connector.close().await?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use provider_api::{AgentData, Host, HostState, ProviderError, ProviderInstance, 
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 
+use crate::agents::agent_setup_interrupted;
 use crate::output::{describe_error, format_table};
 use crate::providers::Providers;
 
@@ -144,12 +145,35 @@ impl Row {
         }
     }
 
+    /// The host's state, or `FAILED` when the agent's own setup was
+    /// interrupted on a host that is otherwise fine.
+    fn state(&self) -> &'static str {
+        match &self.agent {
+            Some(agent) if agent_setup_interrupted(agent) => "FAILED",
+            Some(agent)
+                if agent.creating_pid.is_some() && self.host.state == HostState::Running =>
+            {
+                "STARTING"
+            }
+            _ => self.host.state.as_str(),
+        }
+    }
+
+    fn failure_reason(&self) -> Option<String> {
+        match &self.agent {
+            Some(agent) if agent_setup_interrupted(agent) => {
+                Some("creation was interrupted while the agent was set up".to_string())
+            }
+            _ => self.host.record.certified_host_data.failure_reason.clone(),
+        }
+    }
+
     fn state_text(&self) -> String {
         match (self.host.state, self.host.stop_reason()) {
             (HostState::Stopped, Some(reason)) if reason != StopReason::Stopped => {
                 format!("STOPPED ({reason})")
             }
-            (state, _) => state.to_string(),
+            _ => self.state().to_string(),
         }
     }
 
@@ -191,9 +215,9 @@ impl Row {
             "host_id": self.host.id().to_string(),
             "host_name": self.host.name().to_string(),
             "provider": self.host.provider.to_string(),
-            "state": self.host.state.as_str(),
+            "state": self.state(),
             "stop_reason": self.host.stop_reason().map(|reason| reason.as_str()),
-            "failure_reason": data.failure_reason,
+            "failure_reason": self.failure_reason(),
             "ssh_host": self.host.ssh.as_ref().map(|endpoint| endpoint.host.clone()),
             "ssh_port": self.host.ssh.as_ref().map(|endpoint| endpoint.port),
             "image": data.image,
