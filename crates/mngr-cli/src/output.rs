@@ -13,6 +13,18 @@ pub fn describe_error(error: &anyhow::Error) -> String {
     text
 }
 
+/// A snapshot as JSON: `{id, name, created_at}` with an RFC 3339 time.
+pub fn snapshot_json(snapshot: &provider_api::SnapshotRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": snapshot.id,
+        "name": snapshot.name,
+        "created_at": snapshot
+            .created_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok(),
+    })
+}
+
 /// Formats rows as left-aligned columns separated by two spaces.
 pub fn format_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|title| title.len()).collect();

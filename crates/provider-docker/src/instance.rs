@@ -125,6 +125,19 @@ impl DockerProviderInstance {
         }
     }
 
+    /// The SSH target of a running host, or an error naming its state.
+    async fn running_ssh_target(&self, host_id: &HostId) -> ProviderResult<SshTarget> {
+        let host = self.get_host_cached(host_id).await?;
+        let Some(endpoint) = host.ssh.clone() else {
+            return Err(ProviderError::HostNotRunning {
+                host: host.name().to_string(),
+                state: host.state,
+                hint: "it has no SSH endpoint; only a running host can be reached".to_string(),
+            });
+        };
+        Ok(self.ssh_target_for(&endpoint.host, endpoint.port))
+    }
+
     /// Applies `change` to the host's tags under the record lock.
     async fn change_tags(
         &self,
@@ -310,27 +323,11 @@ impl ProviderInstance for DockerProviderInstance {
     }
 
     async fn ssh_target(&self, host_id: &HostId) -> ProviderResult<SshTarget> {
-        let host = self.get_host_cached(host_id).await?;
-        let Some(endpoint) = host.ssh.clone() else {
-            return Err(ProviderError::HostNotRunning {
-                host: host.name().to_string(),
-                state: host.state,
-                hint: "it has no SSH endpoint; only a running host can be reached".to_string(),
-            });
-        };
-        Ok(self.ssh_target_for(&endpoint.host, endpoint.port))
+        self.running_ssh_target(host_id).await
     }
 
     async fn get_connector(&self, host_id: &HostId) -> ProviderResult<SshConnector> {
-        let host = self.get_host_cached(host_id).await?;
-        let Some(endpoint) = host.ssh.clone() else {
-            return Err(ProviderError::HostNotRunning {
-                host: host.name().to_string(),
-                state: host.state,
-                hint: "it has no SSH endpoint; only a running host can be reached".to_string(),
-            });
-        };
-        let target = self.ssh_target_for(&endpoint.host, endpoint.port);
+        let target = self.running_ssh_target(host_id).await?;
         match SshConnector::connect(target, SSH_CONNECT_TIMEOUT).await {
             Ok(connector) => Ok(connector),
             Err(error) => {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 
 use crate::agents::agent_setup_interrupted;
-use crate::output::{describe_error, format_table};
+use crate::output::{describe_error, format_table, snapshot_json};
 use crate::providers::Providers;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -196,17 +196,7 @@ impl Row {
 
     fn to_json(&self) -> Value {
         let data = &self.host.record.certified_host_data;
-        let snapshots: Vec<Value> = data
-            .snapshots
-            .iter()
-            .map(|snapshot| {
-                json!({
-                    "id": snapshot.id,
-                    "name": snapshot.name,
-                    "created_at": snapshot.created_at.format(&Rfc3339).ok(),
-                })
-            })
-            .collect();
+        let snapshots: Vec<Value> = data.snapshots.iter().map(snapshot_json).collect();
         json!({
             "name": self.name(),
             "agent_id": self.agent.as_ref().map(|agent| agent.id.to_string()),

@@ -2,12 +2,11 @@
 
 use std::process::ExitCode;
 
-use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
 use crate::agents::find_agent;
 use crate::commands::list::ListFormat;
-use crate::output::format_table;
+use crate::output::{format_table, snapshot_json};
 use crate::progress::Progress;
 use crate::providers::Providers;
 
@@ -64,16 +63,8 @@ pub async fn run(args: SnapshotArgs, progress: &Progress) -> anyhow::Result<Exit
             let snapshots = found.instance.list_snapshots(found.host.id()).await?;
             match format {
                 ListFormat::Json => {
-                    let values: Vec<serde_json::Value> = snapshots
-                        .iter()
-                        .map(|snapshot| {
-                            json!({
-                                "id": snapshot.id,
-                                "name": snapshot.name,
-                                "created_at": snapshot.created_at.format(&Rfc3339).ok(),
-                            })
-                        })
-                        .collect();
+                    let values: Vec<serde_json::Value> =
+                        snapshots.iter().map(snapshot_json).collect();
                     println!("{}", serde_json::to_string_pretty(&values)?);
                 }
                 ListFormat::Table => {
