@@ -417,3 +417,83 @@ fn create_killed_during_copy_is_failed() {
     sandbox.mngr_ok(&["destroy", &name]);
     assert!(sandbox.containers().is_empty());
 }
+
+#[test]
+fn every_command_fails_fast_without_daemon() {
+    let sandbox = Sandbox::new();
+    let name = sandbox.unique_name("nodaemon");
+    sandbox.create(&name, &["--no-copy"]);
+    let socket = sandbox.mngr_home().join("missing.sock");
+    let image = format!("--image={}", test_image());
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["create", "other", "-b", &image, "--no-copy"],
+        vec!["exec", &name, "--", "true"],
+        vec!["stop", &name],
+        vec!["start", &name],
+        vec!["snapshot", "create", &name],
+        vec!["destroy", &name],
+        vec!["gc"],
+    ];
+
+    for args in commands {
+        let started = Instant::now();
+        let output = sandbox
+            .mngr_command(&args)
+            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+            .output()
+            .unwrap();
+        let elapsed = started.elapsed();
+
+        assert!(
+            !output.status.success(),
+            "{args:?} succeeded without a daemon"
+        );
+        assert!(
+            stderr(&output).contains(&socket.display().to_string()),
+            "{args:?}: {}",
+            describe(&output)
+        );
+        assert!(
+            elapsed < Duration::from_secs(10),
+            "{args:?} took {elapsed:?}"
+        );
+    }
+    assert!(
+        sandbox.host_record_files().len() == 1,
+        "a failed command changed the store"
+    );
+    sandbox.mngr_ok(&["destroy", &name]);
+}
+
+#[test]
+fn removed_image_does_not_break_the_host() {
+    let sandbox = Sandbox::new();
+    let name = sandbox.unique_name("noimage");
+    fs::write(
+        sandbox.project_dir().join("Dockerfile"),
+        format!("FROM {}\nRUN echo removable > /marker\n", test_image()),
+    )
+    .unwrap();
+    sandbox.mngr_ok(&[
+        "create",
+        &name,
+        "-b",
+        "--dockerfile=Dockerfile",
+        "--no-copy",
+    ]);
+    let host_id = sandbox.list_entry(&name).unwrap()["host_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let removed = docker(&["rmi", "-f", &format!("mngr-build:{host_id}")]);
+    assert!(removed.status.success(), "{}", describe(&removed));
+
+    assert_eq!(sandbox.list_entry(&name).unwrap()["state"], "RUNNING");
+    sandbox.mngr_ok(&["stop", &name]);
+    sandbox.mngr_ok(&["start", &name]);
+    let marker = sandbox.mngr_ok(&["exec", &name, "--", "cat", "/marker"]);
+    assert_eq!(stdout(&marker), "removable\n");
+    sandbox.mngr_ok(&["destroy", &name]);
+    assert!(sandbox.containers().is_empty());
+}
