@@ -392,3 +392,27 @@ fn gpu_device_request(gpu: &str) -> DeviceRequest {
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or(text).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_all_requests_every_device() {
+        let request = gpu_device_request("all");
+        assert_eq!(request.driver.as_deref(), Some("nvidia"));
+        assert_eq!(request.count, Some(-1));
+        assert_eq!(request.device_ids, None);
+        assert_eq!(request.capabilities, Some(vec![vec!["gpu".to_string()]]));
+    }
+
+    #[test]
+    fn gpu_ids_request_those_devices() {
+        let request = gpu_device_request("0,2");
+        assert_eq!(request.count, None);
+        assert_eq!(
+            request.device_ids,
+            Some(vec!["0".to_string(), "2".to_string()])
+        );
+    }
+}
