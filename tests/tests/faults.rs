@@ -205,11 +205,11 @@ fn destroy_reports_kept_snapshots() {
     );
 }
 
-/// A check that tells whether a `mngr create` has reached a step.
+/// A check that reports whether a `mngr create` has reached a step.
 type StepReached = dyn Fn(&Sandbox) -> bool;
 
 #[test]
-fn create_killed_at_each_step_leaves_no_running_orphan() {
+fn killed_create_steps_leave_no_orphan() {
     let sandbox = Sandbox::new();
     let image = format!("--image={}", test_image());
     // Each step is reached when its condition first holds.
@@ -263,8 +263,8 @@ fn create_killed_at_each_step_leaves_no_running_orphan() {
             "killed after {step}: a record is left"
         );
         // A create request already on its way to the daemon when mngr died
-        // can still produce a container after the destroy; it never runs,
-        // and gc removes it because it has no record.
+        // can still produce a container after the destroy. That container
+        // never runs, and gc removes it because it has no record.
         let running = docker(&[
             "ps",
             "-q",

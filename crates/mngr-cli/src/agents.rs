@@ -12,7 +12,7 @@ use ssh_utils::host_setup::{shell_join, shell_quote};
 
 use crate::providers::Providers;
 
-/// Where agents' work directories live inside a host.
+/// The directory inside a host that contains the agents' work directories.
 pub const WORK_ROOT: &str = "/code";
 
 pub fn work_dir_for(agent: &AgentName) -> String {
@@ -77,8 +77,8 @@ pub fn agent_setup_interrupted(agent: &AgentData) -> bool {
     })
 }
 
-/// The agent of a running host, or an error that says why there is none and
-/// what to do; `action` completes "agent NAME cannot ...".
+/// The agent of a running host, or an error that names why there is none and
+/// what to do. `action` completes "agent NAME cannot ...".
 pub fn require_running_agent(
     found: &FoundAgent<'_>,
     name: &str,
@@ -187,8 +187,8 @@ pub fn tmux_start_command(agent: &AgentData) -> String {
 /// The remote shell command line for a user's command given as words.
 ///
 /// A single word is taken as a shell command line, as ssh and tmux do, so it
-/// may contain pipes and quotes; several words are a program and its
-/// arguments, each quoted so the shell passes them unchanged.
+/// may contain pipes and quotes. Several words are a program and its
+/// arguments, each quoted so that the shell passes them unchanged.
 pub fn command_line(words: &[String]) -> String {
     match words {
         [single] => single.clone(),

@@ -47,7 +47,7 @@ pub struct SshEndpoint {
     pub port: u16,
 }
 
-/// A host as discovery sees it now: its stored record merged with the live
+/// A host as discovery reports it now: its stored record merged with the live
 /// container state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Host {
@@ -149,7 +149,7 @@ pub trait ProviderInstance: Send + Sync {
 
     async fn list_hosts(&self) -> ProviderResult<Vec<Host>>;
 
-    /// The hosts as the local store knows them, without asking the provider's
+    /// The hosts as the local store records them, without asking the provider's
     /// daemon; for listing while it is unreachable. States are
     /// `UNREACHABLE`, or `FAILED` for failed creations.
     async fn list_stored_hosts(&self) -> ProviderResult<Vec<Host>>;

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use crate::ids::{AgentId, AgentName, HostId, HostName};
 
-/// The lifecycle state of a host as discovery sees it.
+/// The lifecycle state of a host as discovery reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HostState {
@@ -24,7 +24,7 @@ pub enum HostState {
     Stopped,
     /// The container exited without mngr or the idle watcher stopping it.
     Crashed,
-    /// Creation failed; the record holds the failure reason and build log.
+    /// Creation failed. The record contains the failure reason and build log.
     Failed,
     /// The record is left but the container is gone.
     Destroyed,
@@ -314,7 +314,7 @@ pub struct CertifiedHostData {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
-/// The longest idle timeout mngr accepts: ten years, far below what the
+/// The maximum idle timeout mngr accepts: ten years, far below what the
 /// watcher's shell arithmetic can hold.
 pub const MAX_IDLE_TIMEOUT_SECONDS: u64 = 10 * 365 * 24 * 60 * 60;
 

@@ -77,7 +77,7 @@ impl DockerClient {
             "127.0.0.1"
         } else {
             // NOTE: on a remote daemon the port is published on every interface of
-            // that machine, because mngr connects from elsewhere; sshd there still
+            // that machine, because mngr connects from elsewhere. sshd there still
             // accepts only mngr's key.
             "0.0.0.0"
         }

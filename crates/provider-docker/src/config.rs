@@ -14,7 +14,7 @@ use crate::build_args::{check_image_reference, check_network_name};
 /// The image used when neither the build arguments nor the configuration name one.
 pub const DEFAULT_IMAGE: &str = "debian:bookworm-slim";
 
-/// The directory inside each container that holds mngr's files.
+/// The directory inside each container that contains mngr's files.
 pub const DEFAULT_HOST_DIR: &str = "/mngr";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use crate::archive;
 use crate::instance::DockerProviderInstance;
 use crate::labels::{parse_container_labels, provider_filter, HOST_ID_LABEL};
 
-/// What discovery needs from one container.
+/// The fields discovery needs from one container.
 #[derive(Debug, Clone)]
 pub(crate) struct ContainerView {
     pub id: String,
@@ -337,13 +337,13 @@ fn record_from_labels(container: &ContainerView) -> HostRecord {
     record
 }
 
-/// Names within two edits of `wanted`, or containing it, closest first.
-pub(crate) fn close_matches(wanted: &str, names: &[String]) -> Vec<String> {
+/// Names within two edits of `reference`, or containing it, closest first.
+pub(crate) fn close_matches(reference: &str, names: &[String]) -> Vec<String> {
     let mut scored: Vec<(usize, &String)> = names
         .iter()
-        .map(|name| (edit_distance(wanted, name), name))
+        .map(|name| (edit_distance(reference, name), name))
         .filter(|(distance, name)| {
-            *distance <= 2 || name.contains(wanted) || wanted.contains(name.as_str())
+            *distance <= 2 || name.contains(reference) || reference.contains(name.as_str())
         })
         .collect();
     scored.sort();

@@ -1,7 +1,7 @@
-//! Bringing a created or stopped container up as a reachable host: copy the
-//! boot script in, start the container (its PID 1 runs the script), pin the
-//! host key for the published SSH port, wait for sshd, and store the SSH
-//! endpoint.
+//! Bringing a created or stopped container up as a reachable host. mngr
+//! copies the boot script in and starts the container, whose PID 1 runs the
+//! script. Then it pins the host key for the published SSH port, waits for
+//! sshd, and stores the SSH endpoint.
 //!
 //! The boot script is safe to run again on a host that was set up before,
 //! which is how `start` revives a stopped host.
@@ -20,7 +20,7 @@ use crate::archive;
 use crate::exec::run_exec;
 use crate::instance::{DockerProviderInstance, ProviderKeys};
 
-/// How long a host may take from start until sshd answers, including the
+/// How long a host may take from start until sshd sends its banner, including the
 /// installation of missing packages on its first boot.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -37,7 +37,7 @@ pub(crate) const LOG_TAIL_LINES: usize = 30;
 
 impl DockerProviderInstance {
     /// Installs mngr's boot script in `container_id`, starts the container
-    /// (whose PID 1 runs the script), waits until sshd answers, and stores the
+    /// (whose PID 1 runs the script), waits for sshd's banner, and stores the
     /// host's SSH endpoint in `record` (and the store).
     ///
     /// The script goes in before the start, so sshd comes up with the

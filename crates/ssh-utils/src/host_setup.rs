@@ -36,7 +36,7 @@ pub fn shell_join<S: AsRef<str>>(words: &[S]) -> String {
         .join(" ")
 }
 
-/// Where mngr's own sshd keeps its files on a host, all under `<host_dir>/ssh`.
+/// The locations of mngr's own sshd files on a host, all under `<host_dir>/ssh`.
 ///
 /// mngr runs sshd with its own configuration file, so the image's
 /// `/etc/ssh/sshd_config` never weakens it.
@@ -218,9 +218,9 @@ pub fn build_start_sshd_command(layout: &SshdLayout) -> String {
 /// A shell condition that is true when `pid_file` names a live process
 /// running `program` with `argument` among its arguments.
 ///
-/// A pid file left from before a restart can name an unrelated process, even
-/// the setup script itself, whose own command line mentions the same paths;
-/// so the program name (`/proc/PID/comm`) must match too.
+/// A pid file left from before a restart can name an unrelated process. Even
+/// the setup script's own command line mentions the same paths, so the
+/// program name (`/proc/PID/comm`) must match too.
 fn pid_file_names_process(pid_file: &str, program: &str, argument: &str) -> String {
     let pid_file = shell_quote(pid_file);
     format!(
@@ -357,7 +357,7 @@ done
     )
 }
 
-/// Builds a command that forgets why the host last stopped, so that a
+/// Builds a command that removes the recorded stop reason, so that a
 /// restarted host is not reported with an old reason.
 pub fn build_clear_stop_reason_command(host_dir: &str) -> String {
     format!(
@@ -455,10 +455,10 @@ fn sshrc_script(host_dir: &str) -> String {
     format!("#!/bin/sh\n# mngr: marks SSH logins as host activity.\ntouch {marker} 2>/dev/null\n")
 }
 
-/// Builds the boot commands for a host whose files [`host_files`] placed:
-/// install missing packages, tighten the SSH directory for sshd's
-/// StrictModes, forget the last stop reason, install the sshrc, start sshd,
-/// and (re)start the activity watcher unless its settings disable it.
+/// Builds the boot commands for a host whose files [`host_files`] placed.
+/// They install missing packages, tighten the SSH directory for sshd's
+/// StrictModes, remove the last stop reason and install the sshrc. Then they
+/// start sshd and (re)start the activity watcher unless its settings disable it.
 pub fn build_boot_commands(layout: &SshdLayout) -> String {
     let host_dir = &layout.host_dir;
     let activity_dir = activity_dir(host_dir);
@@ -687,7 +687,7 @@ mod tests {
     fn activity_watcher_stops_idle_host() {
         let directory = tempfile::tempdir().unwrap();
         let host_dir = directory.path().to_str().unwrap().to_string();
-        // A shutdown script that only records its reason stands in for the real one.
+        // A shutdown script that only records its reason replaces the real one.
         std::fs::write(
             directory.path().join("shutdown.sh"),
             format!(

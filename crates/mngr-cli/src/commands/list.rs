@@ -92,7 +92,7 @@ pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
 
 /// The rows of one instance. When its daemon cannot be reached, the rows
 /// come from the store (state `UNREACHABLE`) and the error is returned with
-/// them, so the listing still shows what mngr knows.
+/// them, so the listing still shows what mngr has stored.
 async fn list_instance(instance: &dyn ProviderInstance) -> (Vec<Row>, Option<anyhow::Error>) {
     let (hosts, error) = match instance.list_hosts().await {
         Ok(hosts) => (hosts, None),
